@@ -1,0 +1,159 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::handle::Nursery;
+use crate::nursery::{Config, NurseryAll, NurseryFuture};
+
+/// Opens a nursery: runs `body` with a [`Nursery`] handle, and completes when the body and every
+/// child have completed and every deferred cleanup has run (trio's `open_nursery`).
+///
+/// See [`NurseryFuture`] for the outcome rules, and [`NurseryBuilder`] to set a name or the
+/// cleanup timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let start = tokio::time::Instant::now();
+/// let out = nursery::nursery(|n| async move {
+///     for ms in [100, 200] {
+///         n.spawn(async move {
+///             tokio::time::sleep(Duration::from_millis(ms)).await;
+///             Ok::<_, std::io::Error>(())
+///         });
+///     }
+///     Ok(7)
+/// })
+/// .await;
+/// assert_eq!(out.unwrap(), 7);
+/// assert_eq!(start.elapsed(), Duration::from_millis(200));
+/// # }
+/// ```
+pub fn nursery<'env, T, E, F, Fut>(body: F) -> NurseryFuture<'env, T, E, F, Fut>
+where
+    F: FnOnce(Nursery<'env, E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Display + Send + 'static,
+{
+    NurseryFuture::new(Config::default(), body)
+}
+
+/// Like [`nursery`], but a failure comes back as [`Errors`](crate::Errors): every error in order,
+/// and the cleanups that timed out.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let errors = nursery::nursery_all(|n| async move {
+///     n.defer(async { Err("second") });
+///     Err::<(), _>("first")
+/// })
+/// .await
+/// .unwrap_err();
+/// assert_eq!(errors.into_vec(), ["first", "second"]);
+/// # }
+/// ```
+pub fn nursery_all<'env, T, E, F, Fut>(body: F) -> NurseryAll<'env, T, E, F, Fut>
+where
+    F: FnOnce(Nursery<'env, E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Display + Send + 'static,
+{
+    NurseryAll::new(Config::default(), body)
+}
+
+/// Configures a nursery: name and cleanup timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let out = nursery::NurseryBuilder::new()
+///     .name("session")
+///     .cleanup_timeout(Duration::from_secs(2))
+///     .run(|n| async move { Ok::<_, std::io::Error>(n.name().map(str::to_owned)) })
+///     .await;
+/// assert_eq!(out.unwrap().as_deref(), Some("session"));
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `run` is called"]
+pub struct NurseryBuilder {
+    config: Config,
+}
+
+impl NurseryBuilder {
+    /// A builder with no name and a 5 s cleanup timeout.
+    ///
+    /// ```
+    /// let _builder = nursery::NurseryBuilder::new();
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the nursery (shown in reports, `tracing` events and cancel reasons).
+    ///
+    /// ```
+    /// let _builder = nursery::NurseryBuilder::new().name("workers");
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// How long each deferred cleanup may run before it is dropped and reported (default 5 s).
+    /// `Duration::MAX` means unbounded.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _builder = nursery::NurseryBuilder::new().cleanup_timeout(Duration::from_millis(500));
+    /// ```
+    pub fn cleanup_timeout(mut self, timeout: Duration) -> Self {
+        self.config.cleanup_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs the nursery, as [`nursery`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::NurseryBuilder::new().run(|_n| async { Ok::<_, String>(1) }).await;
+    /// assert_eq!(out, Ok(1));
+    /// # }
+    /// ```
+    pub fn run<'env, T, E, F, Fut>(self, body: F) -> NurseryFuture<'env, T, E, F, Fut>
+    where
+        F: FnOnce(Nursery<'env, E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display + Send + 'static,
+    {
+        NurseryFuture::new(self.config, body)
+    }
+
+    /// Runs the nursery, as [`nursery_all`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::NurseryBuilder::new()
+    ///     .run_all(|_n| async { Err::<(), _>("x") })
+    ///     .await;
+    /// assert_eq!(out.unwrap_err().len(), 1);
+    /// # }
+    /// ```
+    pub fn run_all<'env, T, E, F, Fut>(self, body: F) -> NurseryAll<'env, T, E, F, Fut>
+    where
+        F: FnOnce(Nursery<'env, E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display + Send + 'static,
+    {
+        NurseryAll::new(self.config, body)
+    }
+}

@@ -1,0 +1,325 @@
+// A spawned child: its own tokio task, its own node under the nursery's children group.
+//
+// States of `ChildTask` (same shape as a scope's `Run`):
+//   Running   - the child's future is polled under the child's node.
+//   Unwinding - the node is cancelled; the future is polled only while live structure remains
+//               inside it, then dropped.
+//   Draining  - the future is gone; waiting for orphans adopted by the child's node.
+//   Done      - the child left the nursery.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project::{pin_project, pinned_drop};
+
+use crate::context;
+use crate::core::{Core, Source};
+use crate::panic;
+use crate::reason::CancelReason;
+use crate::tree::{Node, NodeKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Unwinding,
+    Draining,
+    Done,
+}
+
+/// A handle to one child of a nursery: cancel it alone, read why it was cancelled.
+///
+/// Dropping the handle does nothing to the child: it keeps running in its nursery.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let out = nursery::nursery(|n| async move {
+///     let child = n.spawn(async {
+///         tokio::time::sleep(Duration::from_secs(60)).await;
+///         Ok::<_, std::io::Error>(())
+///     });
+///     child.cancel(); // only this child ends
+///     Ok("body went on")
+/// })
+/// .await;
+/// assert_eq!(out.unwrap(), "body went on");
+/// # }
+/// ```
+pub struct ChildHandle<T = ()> {
+    node: Arc<Node>,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for ChildHandle<T> {
+    fn clone(&self) -> Self {
+        ChildHandle {
+            node: Arc::clone(&self.node),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for ChildHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildHandle")
+            .field("name", &self.node.name())
+            .field("cancelled", &self.node.is_cancelled())
+            .field("finished", &self.node.is_finished())
+            .finish()
+    }
+}
+
+impl<T> ChildHandle<T> {
+    /// Cancels this child only; siblings and the body go on. No effect once it finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let child = n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     child.cancel();
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel(&self) {
+        self.node.cancel(CancelReason::explicit(None));
+    }
+
+    /// Why the child was cancelled: its own reason (from [`cancel`](Self::cancel)), or
+    /// [`CancelReason::ParentCancelled`] with the nursery's reason (for example the sibling that
+    /// failed). `None` if it was not cancelled.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let child = n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     assert!(child.cancel_reason().is_none());
+    ///     child.cancel();
+    ///     assert!(child.cancel_reason().unwrap().is_explicit());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.node.public_reason()
+    }
+
+    /// Whether the child is effectively cancelled now.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let child = n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     n.cancel();
+    ///     assert!(child.is_cancelled());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.node.is_cancelled()
+    }
+
+    /// Whether the child has left its nursery (completed, failed, or was dropped).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let child = nursery::nursery(|n| async move {
+    ///     Ok::<_, std::io::Error>(n.spawn(async { Ok(()) }))
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(child.is_finished());
+    /// # }
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.node.is_finished()
+    }
+
+    /// The child's name, if it was spawned with one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let child = n.spawn_named("worker", async { Ok::<_, std::io::Error>(()) });
+    ///     assert_eq!(child.name(), Some("worker"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.node.name().map(|n| &**n)
+    }
+}
+
+impl<T> ChildHandle<T> {
+    /// A handle for a child refused by a closed nursery: already finished.
+    pub(crate) fn rejected(name: Option<Arc<str>>) -> Self {
+        let node = Node::new(NodeKind::Child, name);
+        node.detach();
+        ChildHandle {
+            node,
+            _value: PhantomData,
+        }
+    }
+}
+
+/// Spawns `fut` as a child of the nursery. `Err(fut)` if the nursery is closed (the caller drops
+/// it unpolled).
+pub(crate) fn spawn<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    fut: F,
+) -> Result<ChildHandle<T>, F>
+where
+    E: std::fmt::Display + Send + 'static,
+    T: Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+{
+    if !core.try_join() {
+        return Err(fut);
+    }
+    let node = Node::new(NodeKind::Child, name);
+    node.attach(Some(&core.group));
+    let handle = ChildHandle {
+        node: Arc::clone(&node),
+        _value: PhantomData,
+    };
+    if node.is_cancelled() {
+        // Rule 3: a child spawned into a cancelled nursery is dropped without being polled.
+        drop_reporting(core, &node, fut);
+        core.mark_cancelled_inside();
+        node.detach();
+        core.leave();
+        return Ok(handle);
+    }
+    let task = ChildTask {
+        fut: Some(fut),
+        node,
+        core: Arc::clone(core),
+        state: State::Running,
+    };
+    drop(core.runtime.spawn(task));
+    Ok(handle)
+}
+
+/// Drops a child's future, catching a panicking destructor.
+fn drop_reporting<E, F>(core: &Core<E>, node: &Node, fut: F)
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    if let Err(payload) = panic::catch(move || drop(fut)) {
+        core.record_panic(payload, Source::Child(node.name().cloned()));
+    }
+}
+
+#[pin_project(PinnedDrop)]
+struct ChildTask<E, F>
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    #[pin]
+    fut: Option<F>,
+    node: Arc<Node>,
+    core: Arc<Core<E>>,
+    state: State,
+}
+
+impl<E, T, F> Future for ChildTask<E, F>
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            match *this.state {
+                State::Running | State::Unwinding => {
+                    this.node.register_owner(cx.waker());
+                    if this.node.is_cancelled() {
+                        *this.state = State::Unwinding;
+                    }
+                    let unwinding = *this.state == State::Unwinding;
+                    if unwinding && this.node.live() == 0 {
+                        let mut fut = this.fut.as_mut();
+                        if let Err(payload) = panic::catch(|| fut.set(None)) {
+                            this.core
+                                .record_panic(payload, Source::Child(this.node.name().cloned()));
+                        }
+                        this.core.mark_cancelled_inside();
+                        *this.state = State::Draining;
+                        continue;
+                    }
+                    let fut = this.fut.as_mut().as_pin_mut().expect("running child has a future");
+                    let polled = panic::catch(|| context::enter(this.node, || fut.poll(cx)));
+                    let source = || Source::Child(this.node.name().cloned());
+                    match polled {
+                        Ok(Poll::Pending) => {
+                            if this.node.is_cancelled() && this.node.live() == 0 {
+                                continue;
+                            }
+                            return Poll::Pending;
+                        }
+                        Ok(Poll::Ready(Ok(_value))) => {}
+                        Ok(Poll::Ready(Err(error))) => this.core.fail(error, source()),
+                        Err(payload) => this.core.record_panic(payload, source()),
+                    }
+                    let mut fut = this.fut.as_mut();
+                    if let Err(payload) = panic::catch(|| fut.set(None)) {
+                        this.core.record_panic(payload, source());
+                    }
+                    *this.state = State::Draining;
+                }
+                State::Draining => {
+                    this.node.register_owner(cx.waker());
+                    if this.node.live() > 0 {
+                        return Poll::Pending;
+                    }
+                    *this.state = State::Done;
+                    this.node.detach();
+                    this.core.leave();
+                    return Poll::Ready(());
+                }
+                State::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+#[pinned_drop]
+impl<E, F> PinnedDrop for ChildTask<E, F>
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    fn drop(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if *this.state == State::Done {
+            return;
+        }
+        // The runtime dropped the task (shutdown): leave the nursery so it does not wait forever.
+        let mut fut = this.fut.as_mut();
+        if let Err(payload) = panic::catch(|| fut.set(None)) {
+            this.core
+                .record_panic(payload, Source::Child(this.node.name().cloned()));
+        }
+        this.core.mark_cancelled_inside();
+        this.node.detach();
+        this.core.leave();
+    }
+}

@@ -1,0 +1,282 @@
+// State shared by a nursery's future, its handles, its children and its detached finisher.
+//
+// Fields and when they change:
+//   members   - 1 for the body while it runs, +1 per child from `spawn` until the child's task
+//               ends. 0 means closed: the body and every child are done. Once 0 it never rises
+//               again (`try_join` refuses), so "closed" is final.
+//   state     - failures in order, the first panic, pending cleanups, cleanup timeouts.
+//               `finalized` is set once, when the outcome is taken; after it, `fail` and `defer`
+//               are refused so nothing recorded can be lost.
+//   cancelled_inside - set when a child or the body was dropped by cancellation (rule 2).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::runtime::Handle;
+
+use crate::error::{CleanupTimedOut, Closed};
+use crate::panic::{self, Payload};
+use crate::reason::CancelReason;
+use crate::tree::{Node, NodeKind};
+
+pub(crate) type CleanupFuture<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'static>>;
+
+/// Where a failure came from; decides the cancel reason.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Body,
+    Child(Option<Arc<str>>),
+    Cleanup,
+    Handle,
+}
+
+pub(crate) struct Core<E> {
+    pub(crate) name: Option<Arc<str>>,
+    /// Cancelled on failure, `fail`, or foreign drop; parent of `body` and `group`.
+    pub(crate) nursery: Arc<Node>,
+    /// The body runs under this node.
+    pub(crate) body: Arc<Node>,
+    /// Spawned children hang under this node; `Nursery::cancel` cancels it.
+    pub(crate) group: Arc<Node>,
+    pub(crate) runtime: Handle,
+    pub(crate) cleanup_timeout: Option<Duration>,
+    members: AtomicUsize,
+    waker: AtomicWaker,
+    cancelled_inside: AtomicBool,
+    state: Mutex<State<E>>,
+}
+
+struct State<E> {
+    errors: Vec<E>,
+    panic: Option<Payload>,
+    cleanups: Vec<CleanupFuture<E>>,
+    cleanup_timeouts: Vec<CleanupTimedOut>,
+    finalized: bool,
+}
+
+/// What a finished nursery collected.
+pub(crate) struct Outcome<E> {
+    pub(crate) errors: Vec<E>,
+    pub(crate) panic: Option<Payload>,
+    pub(crate) cleanup_timeouts: Vec<CleanupTimedOut>,
+}
+
+impl<E> Core<E>
+where
+    E: fmt::Display + Send + 'static,
+{
+    pub(crate) fn new(
+        parent: Option<&Arc<Node>>,
+        name: Option<Arc<str>>,
+        cleanup_timeout: Option<Duration>,
+        runtime: Handle,
+    ) -> Arc<Self> {
+        let nursery = Node::new(NodeKind::Nursery, name.clone());
+        nursery.attach(parent);
+        let body = Node::new(NodeKind::Body, None);
+        body.attach(Some(&nursery));
+        let group = Node::new(NodeKind::Children, None);
+        group.attach(Some(&nursery));
+        Arc::new(Core {
+            name,
+            nursery,
+            body,
+            group,
+            runtime,
+            cleanup_timeout,
+            members: AtomicUsize::new(1),
+            waker: AtomicWaker::new(),
+            cancelled_inside: AtomicBool::new(false),
+            state: Mutex::new(State {
+                errors: Vec::new(),
+                panic: None,
+                cleanups: Vec::new(),
+                cleanup_timeouts: Vec::new(),
+                finalized: false,
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State<E>> {
+        // No user code runs under this lock (errors are rendered before it is taken, futures are
+        // moved in and out but never polled or dropped under it).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a member (a child) unless the nursery is closed.
+    pub(crate) fn try_join(&self) -> bool {
+        let mut members = self.members.load(SeqCst);
+        loop {
+            if members == 0 {
+                return false;
+            }
+            match self
+                .members
+                .compare_exchange_weak(members, members + 1, SeqCst, SeqCst)
+            {
+                Ok(_) => return true,
+                Err(now) => members = now,
+            }
+        }
+    }
+
+    /// A member (the body or a child) is done.
+    pub(crate) fn leave(&self) {
+        if self.members.fetch_sub(1, SeqCst) == 1 {
+            self.waker.wake();
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.members.load(SeqCst) == 0
+    }
+
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    pub(crate) fn mark_cancelled_inside(&self) {
+        self.cancelled_inside.store(true, SeqCst);
+    }
+
+    pub(crate) fn cancelled_inside(&self) -> bool {
+        self.cancelled_inside.load(SeqCst)
+    }
+
+    /// Records a failure; the first one cancels the nursery (first reason wins in the node).
+    pub(crate) fn fail(&self, error: E, source: Source) {
+        // Render outside the lock: `Display` is user code.
+        let message = (!self.nursery.cancel_called()).then(|| error.to_string());
+        let accepted = {
+            let mut state = self.state();
+            if state.finalized {
+                Err(error)
+            } else {
+                state.errors.push(error);
+                Ok(())
+            }
+        };
+        if let Err(error) = accepted {
+            tracing::error!(nursery = ?self.name, %error, "failure after the nursery finished");
+            return;
+        }
+        if let Some(message) = message {
+            self.nursery.cancel(reason(source, message));
+        }
+    }
+
+    /// `NurseryHandle::fail`: refused once the body and every child are done.
+    pub(crate) fn fail_from_handle(&self, error: E) -> Result<(), Closed> {
+        if self.is_closed() {
+            return Err(Closed);
+        }
+        self.fail(error, Source::Handle);
+        Ok(())
+    }
+
+    /// Records a panic; the first one is re-raised when the nursery completes.
+    pub(crate) fn record_panic(&self, payload: Payload, source: Source) {
+        let message = panic::message(&payload);
+        let later = {
+            let mut state = self.state();
+            if state.panic.is_none() && !state.finalized {
+                state.panic = Some(payload);
+                None
+            } else {
+                Some(payload)
+            }
+        };
+        if let Some(payload) = later {
+            tracing::error!(
+                nursery = ?self.name,
+                panic = %panic::message(&payload),
+                "panic suppressed by an earlier panic"
+            );
+            drop(panic::catch(move || drop(payload)));
+        }
+        let reason = match source {
+            Source::Child(child) => CancelReason::ChildPanicked { child, message },
+            Source::Body => CancelReason::BodyPanicked { message },
+            Source::Cleanup => CancelReason::CleanupFailed {
+                message: format!("panicked: {message}"),
+            },
+            Source::Handle => CancelReason::Failed { message },
+        };
+        self.nursery.cancel(reason);
+    }
+
+    pub(crate) fn push_cleanup(&self, cleanup: CleanupFuture<E>) -> Result<(), CleanupFuture<E>> {
+        let mut state = self.state();
+        if state.finalized {
+            return Err(cleanup);
+        }
+        state.cleanups.push(cleanup);
+        Ok(())
+    }
+
+    /// The most recently registered cleanup not run yet.
+    pub(crate) fn pop_cleanup(&self) -> Option<CleanupFuture<E>> {
+        self.state().cleanups.pop()
+    }
+
+    pub(crate) fn record_cleanup_timeout(&self) {
+        let timeout = self.cleanup_timeout.unwrap_or(Duration::MAX);
+        let report = CleanupTimedOut::new(self.name.clone(), timeout);
+        tracing::warn!(nursery = ?self.name, ?timeout, "{report}");
+        self.state().cleanup_timeouts.push(report);
+    }
+
+    pub(crate) fn cleanup_timeouts(&self) -> Vec<CleanupTimedOut> {
+        self.state().cleanup_timeouts.clone()
+    }
+
+    /// Takes everything collected; afterwards `fail` and `defer` are refused.
+    pub(crate) fn finalize(&self) -> Outcome<E> {
+        let mut state = self.state();
+        state.finalized = true;
+        Outcome {
+            errors: std::mem::take(&mut state.errors),
+            panic: state.panic.take(),
+            cleanup_timeouts: state.cleanup_timeouts.clone(),
+        }
+    }
+
+    /// Unlinks the three nodes once everything inside has ended.
+    pub(crate) fn detach_nodes(&self) {
+        self.group.detach();
+        self.body.detach();
+        self.nursery.detach();
+    }
+}
+
+fn reason(source: Source, message: String) -> CancelReason {
+    match source {
+        Source::Body => CancelReason::BodyFailed { message },
+        Source::Child(child) => CancelReason::ChildFailed { child, message },
+        Source::Cleanup => CancelReason::CleanupFailed { message },
+        Source::Handle => CancelReason::Failed { message },
+    }
+}
+
+impl<E> fmt::Debug for Core<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("name", &self.name)
+            .field("members", &self.members.load(SeqCst))
+            .field("nursery", &self.nursery)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reports errors that lost to an earlier failure or to a panic.
+pub(crate) fn report_suppressed<E: fmt::Display>(name: &Option<Arc<str>>, errors: &[E], why: &str) {
+    for error in errors {
+        tracing::error!(nursery = ?name, %error, "nursery error suppressed: {why}");
+    }
+}

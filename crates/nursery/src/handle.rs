@@ -1,0 +1,442 @@
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::child::{self, ChildHandle};
+use crate::core::Core;
+use crate::error::{CleanupTimedOut, Closed};
+use crate::reason::CancelReason;
+
+/// The nursery as seen from its body: spawn children, defer cleanups, cancel the children.
+///
+/// A cheap `Clone` handle, given to the body closure of [`nursery`](crate::nursery). `'env` is
+/// the lifetime of data the nursery's body may borrow.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let out = nursery::nursery(|n| async move {
+///     n.defer(async { println!("cleanup runs last"); Ok(()) });
+///     n.spawn(async {
+///         tokio::time::sleep(Duration::from_millis(10)).await;
+///         Ok::<_, std::io::Error>(())
+///     });
+///     Ok(1)
+/// })
+/// .await;
+/// assert_eq!(out.unwrap(), 1);
+/// # }
+/// ```
+pub struct Nursery<'env, E: fmt::Display + Send + 'static> {
+    core: Arc<Core<E>>,
+    _env: PhantomData<fn(&'env ()) -> &'env ()>,
+}
+
+impl<E: fmt::Display + Send + 'static> Clone for Nursery<'_, E> {
+    fn clone(&self) -> Self {
+        Nursery {
+            core: Arc::clone(&self.core),
+            _env: PhantomData,
+        }
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> fmt::Debug for Nursery<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nursery").field("core", &self.core).finish()
+    }
+}
+
+impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
+    pub(crate) fn new(core: Arc<Core<E>>) -> Self {
+        Nursery {
+            core,
+            _env: PhantomData,
+        }
+    }
+
+    /// Spawns a child as its own tokio task (it runs in parallel on a multi-thread runtime).
+    ///
+    /// A child returning `Err(e)` or panicking cancels the body and every other child; the nursery
+    /// then returns `e` (or re-raises the panic). A child spawned into a cancelled nursery is
+    /// dropped without being polled. Should the nursery already be closed (only possible through
+    /// a handle that escaped the body), the future is dropped unpolled and the returned handle
+    /// reports it as finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     n.spawn(async { Err::<(), _>("boom") });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("boom"));
+    /// # }
+    /// ```
+    pub fn spawn<T, F>(&self, fut: F) -> ChildHandle<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.spawn_inner(None, fut)
+    }
+
+    /// Like [`spawn`](Self::spawn), naming the child; the name appears in cancel reasons
+    /// (`cancelled: child "watcher" failed: …`) and diagnostics.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     let sibling = n.spawn(std::future::pending::<Result<(), String>>());
+    ///     n.spawn_named("watcher", async { Err::<(), _>("connection lost".to_string()) });
+    ///     std::future::pending::<()>().await;
+    ///     let _ = sibling;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out.unwrap_err(), "connection lost");
+    /// # }
+    /// ```
+    pub fn spawn_named<T, F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.spawn_inner(Some(name.into()), fut)
+    }
+
+    fn spawn_inner<T, F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        match child::spawn(&self.core, name.clone(), fut) {
+            Ok(handle) => handle,
+            Err(fut) => {
+                tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
+                drop(fut);
+                ChildHandle::rejected(name)
+            }
+        }
+    }
+
+    /// Cancels every child, present and future (children spawned afterwards are dropped
+    /// unpolled), but not the body: to cancel the body too, run the nursery inside a
+    /// [`CancelScope`](crate::CancelScope). Like Swift's `cancelAll`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     n.cancel();
+    ///     Ok("body finished")
+    /// })
+    /// .await;
+    /// assert_eq!(out.unwrap(), "body finished");
+    /// # }
+    /// ```
+    pub fn cancel(&self) {
+        self.core.group.cancel(CancelReason::explicit(None));
+    }
+
+    /// Registers an async cleanup, run after the body and every child have finished, on every
+    /// exit path, last registered first, shielded from cancellation and bounded by the cleanup
+    /// timeout (5 s unless configured with
+    /// [`NurseryBuilder::cleanup_timeout`](crate::NurseryBuilder::cleanup_timeout)).
+    ///
+    /// A cleanup returning `Err(e)` is a failure like any other. A cleanup that exceeds the
+    /// timeout is dropped and reported (not a failure). Should the nursery already be finished
+    /// (only possible through a handle that escaped the body), the cleanup is dropped unpolled
+    /// and an error is reported through `tracing`.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let l = log.clone();
+    /// nursery::nursery(|n| async move {
+    ///     let (a, b) = (l.clone(), l.clone());
+    ///     n.defer(async move { a.lock().unwrap().push("first registered"); Ok(()) });
+    ///     n.defer(async move { b.lock().unwrap().push("last registered"); Ok(()) });
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(*log.lock().unwrap(), ["last registered", "first registered"]);
+    /// # }
+    /// ```
+    pub fn defer<F>(&self, cleanup: F)
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        if let Err(cleanup) = self.core.push_cleanup(Box::pin(cleanup)) {
+            tracing::error!(nursery = ?self.core.name, "defer on a finished nursery: dropped");
+            drop(cleanup);
+        }
+    }
+
+    /// A `Send + Sync + Clone + 'static` handle for use outside the body: other tasks, OS threads,
+    /// synchronous callbacks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     std::thread::spawn(move || h.fail("lost").unwrap());
+    ///     std::future::pending::<()>().await;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("lost"));
+    /// # }
+    /// ```
+    pub fn handle(&self) -> NurseryHandle<E> {
+        NurseryHandle {
+            core: Arc::clone(&self.core),
+        }
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called or the nursery is failing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     assert!(!n.cancel_called());
+    ///     n.cancel();
+    ///     assert!(n.cancel_called());
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_called(&self) -> bool {
+        self.core.group.cancel_called() || self.core.nursery.cancel_called()
+    }
+
+    /// The nursery's name, if the builder gave it one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::NurseryBuilder::new()
+    ///     .name("accept loop")
+    ///     .run(|n| async move {
+    ///         assert_eq!(n.name(), Some("accept loop"));
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.core.name.as_deref()
+    }
+}
+
+/// A handle to a nursery usable from anywhere: `Send + Sync + Clone + 'static`.
+///
+/// Once the body and every child have finished, every operation returns `Err(Closed)` and does
+/// nothing (a future passed along is dropped unpolled); none of them panics.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let out = nursery::nursery(|n| async move {
+///     let handle = n.handle();
+///     // A plain synchronous callback, as a driver would call it.
+///     let on_state_change = move |connected: bool| {
+///         if !connected {
+///             let _ = handle.fail("connection lost");
+///         }
+///     };
+///     on_state_change(false);
+///     std::future::pending::<()>().await;
+///     Ok(())
+/// })
+/// .await;
+/// assert_eq!(out, Err("connection lost"));
+/// # }
+/// ```
+pub struct NurseryHandle<E: fmt::Display + Send + 'static> {
+    core: Arc<Core<E>>,
+}
+
+impl<E: fmt::Display + Send + 'static> Clone for NurseryHandle<E> {
+    fn clone(&self) -> Self {
+        NurseryHandle {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> fmt::Debug for NurseryHandle<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NurseryHandle")
+            .field("core", &self.core)
+            .finish()
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
+    /// Spawns a child, as [`Nursery::spawn`]; `Err(Closed)` once the nursery has finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async move {
+    ///         // A child spawning a sibling.
+    ///         h.spawn(async { Ok(()) }).unwrap();
+    ///         Ok(())
+    ///     });
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn spawn<T, F>(&self, fut: F) -> Result<ChildHandle<T>, Closed>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        child::spawn(&self.core, None, fut).map_err(|_| Closed)
+    }
+
+    /// Spawns a named child, as [`Nursery::spawn_named`]; `Err(Closed)` once finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let child = n.handle().spawn_named("late", async { Ok(()) }).unwrap();
+    ///     assert_eq!(child.name(), Some("late"));
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn spawn_named<T, F>(&self, name: impl Into<Arc<str>>, fut: F) -> Result<ChildHandle<T>, Closed>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        child::spawn(&self.core, Some(name.into()), fut).map_err(|_| Closed)
+    }
+
+    /// Cancels every child, as [`Nursery::cancel`]; `Err(Closed)` once finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let h = nursery::nursery(|n| async move { Ok::<_, std::io::Error>(n.handle()) })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(h.cancel().is_err());
+    /// # }
+    /// ```
+    pub fn cancel(&self) -> Result<(), Closed> {
+        if self.core.is_closed() {
+            return Err(Closed);
+        }
+        self.core.group.cancel(CancelReason::explicit(None));
+        Ok(())
+    }
+
+    /// Fails the nursery with `error`, from any task, any OS thread, or a synchronous callback:
+    /// the body and every child are cancelled, and the nursery returns `error` (unless an earlier
+    /// failure wins; then `error` is kept among all errors and reported). `Err(Closed)` once
+    /// finished (the error is then reported through `tracing`, not returned by the nursery).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     n.handle().fail("stop").unwrap();
+    ///     std::future::pending::<()>().await;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("stop"));
+    /// # }
+    /// ```
+    pub fn fail(&self, error: E) -> Result<(), Closed> {
+        self.core.fail_from_handle(error)
+    }
+
+    /// Registers a cleanup, as [`Nursery::defer`]; `Err(Closed)` once the nursery has finished
+    /// (the cleanup is dropped unpolled).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     n.handle().defer(async { Ok(()) }).unwrap();
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn defer<F>(&self, cleanup: F) -> Result<(), Closed>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        if self.core.is_closed() {
+            return Err(Closed);
+        }
+        self.core.push_cleanup(Box::pin(cleanup)).map_err(|_| Closed)
+    }
+
+    /// Whether the body and every child have finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let h = nursery::nursery(|n| async move {
+    ///     assert!(!n.handle().is_closed());
+    ///     Ok::<_, std::io::Error>(n.handle())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(h.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Whether `cancel` was called or the nursery is failing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     h.cancel().unwrap();
+    ///     assert!(h.cancel_called());
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_called(&self) -> bool {
+        self.core.group.cancel_called() || self.core.nursery.cancel_called()
+    }
+
+    /// Cleanups that exceeded the cleanup timeout so far (reported, not failures).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let h = nursery::nursery(|n| async move { Ok::<_, std::io::Error>(n.handle()) })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(h.cleanup_timeouts().is_empty());
+    /// # }
+    /// ```
+    pub fn cleanup_timeouts(&self) -> Vec<CleanupTimedOut> {
+        self.core.cleanup_timeouts()
+    }
+}

@@ -1,0 +1,293 @@
+// The future that drives one cancel scope: `CancelScope::run`.
+//
+// States, in order (each documented with when it is entered):
+//   Unpolled  - built, never polled; the node is not attached yet.
+//   Running   - attached; the body is polled under this scope's node.
+//   Unwinding - the node is effectively cancelled; the body is still polled, but only while live
+//               structure (nurseries, running scopes, adopted orphans) remains inside it.
+//   Draining  - the body completed; waiting for adopted orphans before returning its value.
+//   Parked    - cancelled by an enclosing scope (or first polled inside one): the body is gone,
+//               and the absorbing scope will drop this future. It never completes.
+//   Done      - returned its output.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project::{pin_project, pinned_drop};
+use tokio::time::{Instant, Sleep};
+
+use crate::context;
+use crate::reason::CancelReason;
+use crate::tree::{LiveToken, Node};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Unpolled,
+    Running,
+    Unwinding,
+    Draining,
+    Parked,
+    Done,
+}
+
+/// The future returned by [`CancelScope::run`](crate::CancelScope::run),
+/// [`move_on_after`](crate::move_on_after) and [`move_on_at`](crate::move_on_at).
+///
+/// Completes with `Some(value)` if the body completed (even while cancelled: a value is never
+/// discarded), or `None` if this scope absorbed a cancellation. A scope cancelled only because
+/// an enclosing scope was never completes: the enclosing scope drops it.
+///
+/// # Cancel safety
+///
+/// Dropping a `Run` drops its body. Structure inside the body that cannot stop synchronously
+/// (spawned children, pending cleanups of a nursery) finishes in the background, and the nearest
+/// enclosing scope of this library waits for it.
+///
+/// # Drop behavior
+///
+/// The scope's node is detached; live structure inside it is adopted by the enclosing scope.
+///
+/// # Panics
+///
+/// Polling after completion panics, as does polling a scope again after the scope that absorbed
+/// its cancellation has ended (e.g. re-awaiting a `&mut` future after a `select!`).
+///
+/// # Examples
+///
+/// ```
+/// use nursery::CancelScope;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let out = CancelScope::new().run(async { 5 }).await;
+/// assert_eq!(out, Some(5));
+/// # }
+/// ```
+#[pin_project(PinnedDrop)]
+#[must_use = "a cancel scope does nothing unless awaited"]
+pub struct Run<F: Future> {
+    #[pin]
+    body: Option<F>,
+    #[pin]
+    timer: Option<Sleep>,
+    armed: Option<Instant>,
+    value: Option<F::Output>,
+    node: Arc<Node>,
+    timeout: Option<Duration>,
+    state: State,
+    /// Held while running: this scope is live structure of its parent.
+    parent_token: Option<LiveToken>,
+    /// Kept while parked, to detect being polled after the absorbing scope ended.
+    parked_under: Option<Arc<Node>>,
+}
+
+impl<F: Future> Run<F> {
+    pub(crate) fn new(node: Arc<Node>, timeout: Option<Duration>, body: F) -> Self {
+        Run {
+            body: Some(body),
+            timer: None,
+            armed: None,
+            value: None,
+            node,
+            timeout,
+            state: State::Unpolled,
+            parent_token: None,
+            parked_under: None,
+        }
+    }
+}
+
+impl<F: Future> std::fmt::Debug for Run<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("state", &self.state)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies a relative timeout at first poll: the earlier of the existing deadline and
+/// `now + timeout`; a timeout too large to represent means "no deadline".
+pub(crate) fn fix_timeout(node: &Node, timeout: Option<Duration>, now: Instant) {
+    if let Some(deadline) = timeout.and_then(|t| now.checked_add(t)) {
+        let earliest = node.deadline().map_or(deadline, |d| d.min(deadline));
+        node.set_deadline(Some(earliest));
+    }
+}
+
+/// Whether a node that finished unwinding absorbs its cancellation: it was cancelled itself and
+/// nothing above it (up to a shield) is cancelled. Otherwise the absorbing scope is further up.
+pub(crate) fn absorbs(node: &Node) -> bool {
+    node.cancel_called()
+        && (node.shield() || node.parent().is_none_or(|p| !p.is_cancelled()))
+}
+
+/// Panics if a parked structured future is polled after the scope that should have dropped it
+/// has ended (DESIGN rule 4).
+pub(crate) fn check_parked(parked_under: Option<&Arc<Node>>) {
+    if parked_under.is_some_and(|p| p.is_finished()) {
+        panic!(
+            "nursery: a cancelled scope or nursery was polled again after the scope that absorbed \
+             its cancellation had ended (for example, a `&mut` future re-awaited after a \
+             `select!` or `timeout`); it can never complete"
+        );
+    }
+}
+
+impl<F: Future> Future for Run<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match *this.state {
+                State::Unpolled => {
+                    let parent = context::current();
+                    let now = Instant::now();
+                    fix_timeout(this.node, this.timeout.take(), now);
+                    this.node.attach(parent.as_ref());
+                    if parent.as_ref().is_some_and(|p| p.is_cancelled()) && !this.node.shield() {
+                        // Rule 3: first polled inside a cancelled scope: never polls its body,
+                        // never completes.
+                        this.body.set(None);
+                        this.node.detach();
+                        *this.parked_under = parent;
+                        *this.state = State::Parked;
+                        continue;
+                    }
+                    if this.node.deadline().is_some_and(|d| d <= now) {
+                        this.node.cancel(CancelReason::Deadline);
+                    }
+                    if this.node.cancel_called() {
+                        // Rule 3: cancelled before it started: the body is never polled.
+                        this.body.set(None);
+                        this.node.set_caught();
+                        this.node.detach();
+                        *this.state = State::Done;
+                        return Poll::Ready(None);
+                    }
+                    *this.parent_token = LiveToken::on(parent.as_ref());
+                    *this.state = State::Running;
+                }
+                State::Running => {
+                    this.node.register_owner(cx.waker());
+                    check_deadline(this.timer.as_mut(), this.armed, this.node, cx);
+                    if this.node.is_cancelled() {
+                        *this.state = State::Unwinding;
+                        continue;
+                    }
+                    let body = this.body.as_mut().as_pin_mut().expect("running scope has a body");
+                    match context::enter(this.node, || body.poll(cx)) {
+                        Poll::Ready(value) => {
+                            *this.value = Some(value);
+                            this.body.set(None);
+                            *this.state = State::Draining;
+                        }
+                        // `cancel()` called synchronously inside the body takes effect at the
+                        // body's next suspension, which is now.
+                        Poll::Pending if this.node.is_cancelled() => {
+                            *this.state = State::Unwinding
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                State::Unwinding => {
+                    this.node.register_owner(cx.waker());
+                    if this.node.live() == 0 {
+                        this.body.set(None);
+                        this.timer.set(None);
+                        if absorbs(this.node) {
+                            this.node.set_caught();
+                            finish(this.node, this.parent_token, this.state);
+                            return Poll::Ready(None);
+                        }
+                        *this.parked_under = this.node.parent();
+                        finish(this.node, this.parent_token, this.state);
+                        *this.state = State::Parked;
+                        return Poll::Pending;
+                    }
+                    let body = this.body.as_mut().as_pin_mut().expect("unwinding scope has a body");
+                    match context::enter(this.node, || body.poll(cx)) {
+                        // Rule 1: a body that completes while cancelled is returned.
+                        Poll::Ready(value) => {
+                            *this.value = Some(value);
+                            this.body.set(None);
+                            *this.state = State::Draining;
+                        }
+                        Poll::Pending if this.node.live() == 0 => {}
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                State::Draining => {
+                    this.node.register_owner(cx.waker());
+                    if this.node.live() > 0 {
+                        return Poll::Pending;
+                    }
+                    this.timer.set(None);
+                    finish(this.node, this.parent_token, this.state);
+                    return Poll::Ready(this.value.take());
+                }
+                State::Parked => {
+                    check_parked(this.parked_under.as_ref());
+                    return Poll::Pending;
+                }
+                State::Done => panic!("`Run` polled after completion"),
+            }
+        }
+    }
+}
+
+fn finish(node: &Node, parent_token: &mut Option<LiveToken>, state: &mut State) {
+    node.detach();
+    *parent_token = None;
+    *state = State::Done;
+}
+
+/// Cancels `node` if its deadline has passed; otherwise arms the timer for it. The deadline is
+/// checked before the body is polled, so a deadline and a wake-up at the same instant resolve in
+/// favour of the deadline.
+pub(crate) fn check_deadline(
+    mut timer: Pin<&mut Option<Sleep>>,
+    armed: &mut Option<Instant>,
+    node: &Arc<Node>,
+    cx: &mut Context<'_>,
+) {
+    let Some(deadline) = node.deadline() else {
+        if armed.take().is_some() {
+            timer.set(None);
+        }
+        return;
+    };
+    if Instant::now() >= deadline {
+        node.cancel(CancelReason::Deadline);
+        return;
+    }
+    if *armed != Some(deadline) {
+        match timer.as_mut().as_pin_mut() {
+            Some(sleep) => sleep.reset(deadline),
+            None => timer.set(Some(tokio::time::sleep_until(deadline))),
+        }
+        *armed = Some(deadline);
+    }
+    if let Some(sleep) = timer.as_pin_mut() {
+        if sleep.poll(cx).is_ready() {
+            node.cancel(CancelReason::Deadline);
+        }
+    }
+}
+
+#[pinned_drop]
+impl<F: Future> PinnedDrop for Run<F> {
+    fn drop(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if let Some(token) = this.parent_token.take() {
+            // Dropped by foreign code while running: nested structure that cannot stop
+            // synchronously keeps our parent waiting (it adopts the orphans).
+            this.body.set(None);
+            this.node.stash_parent_token(token);
+        }
+        this.node.detach();
+    }
+}

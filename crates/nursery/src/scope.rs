@@ -1,0 +1,412 @@
+use std::borrow::Cow;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project::pin_project;
+use tokio::sync::futures::Notified;
+use tokio::time::Instant;
+
+use crate::reason::CancelReason;
+use crate::run::Run;
+use crate::tree::{Node, NodeKind};
+
+/// Where a cancellation starts: a region of code that can be cancelled, given a deadline, or
+/// shielded from enclosing cancellation (trio's `CancelScope`).
+///
+/// Build it, take as many [`CancelHandle`]s as needed, then [`run`](Self::run) a future in it.
+/// `run` consumes the scope, so a scope runs at most once:
+///
+/// ```compile_fail
+/// use nursery::CancelScope;
+/// # async fn f() {
+/// let scope = CancelScope::new();
+/// scope.run(async {}).await;
+/// scope.run(async {}).await; // error: use of moved value
+/// # }
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use nursery::CancelScope;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let scope = CancelScope::new().with_timeout(Duration::from_secs(1));
+/// let handle = scope.handle();
+/// let out = scope.run(tokio::time::sleep(Duration::from_secs(5))).await;
+/// assert_eq!(out, None);
+/// assert!(handle.cancelled_caught());
+/// assert!(handle.cancel_reason().unwrap().is_deadline());
+/// # }
+/// ```
+#[must_use = "a CancelScope does nothing until `run` is called and awaited"]
+#[derive(Debug)]
+pub struct CancelScope {
+    node: Arc<Node>,
+    timeout: Option<Duration>,
+}
+
+impl Default for CancelScope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelScope {
+    /// A scope with no deadline, not shielded.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// assert_eq!(nursery::CancelScope::new().run(async { 1 }).await, Some(1));
+    /// # }
+    /// ```
+    pub fn new() -> Self {
+        CancelScope {
+            node: Node::new(NodeKind::Scope, None),
+            timeout: None,
+        }
+    }
+
+    /// Sets an absolute deadline (the earlier one wins if combined with
+    /// [`with_timeout`](Self::with_timeout)). A deadline already passed at the first poll cancels
+    /// the scope before its body is polled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let scope = nursery::CancelScope::new().with_deadline(Instant::now() + Duration::from_secs(1));
+    /// assert_eq!(scope.run(std::future::pending::<()>()).await, None);
+    /// # }
+    /// ```
+    pub fn with_deadline(self, deadline: Instant) -> Self {
+        let earliest = self.node.deadline().map_or(deadline, |d| d.min(deadline));
+        self.node.set_deadline(Some(earliest));
+        self
+    }
+
+    /// Sets a deadline relative to the *first poll* of `run` (not to this call).
+    /// `Duration::MAX`, or any timeout too large to represent, means no deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let scope = nursery::CancelScope::new().with_timeout(Duration::MAX);
+    /// assert_eq!(scope.run(async { 3 }).await, Some(3));
+    /// # }
+    /// ```
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(self.timeout.map_or(timeout, |t| t.min(timeout)));
+        self
+    }
+
+    /// Shields the scope from enclosing cancellation (its own cancel and deadline still work).
+    ///
+    /// ```
+    /// use nursery::CancelScope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let outer = CancelScope::new();
+    /// let h = outer.handle();
+    /// let out = outer
+    ///     .run(async move {
+    ///         h.cancel();
+    ///         // Still runs to the end: the shield blocks the outer cancellation.
+    ///         CancelScope::new().with_shield(true).run(tokio::task::yield_now()).await
+    ///     })
+    ///     .await;
+    /// assert_eq!(out, Some(Some(())));
+    /// # }
+    /// ```
+    pub fn with_shield(self, shield: bool) -> Self {
+        self.node.init_shield(shield);
+        self
+    }
+
+    /// A handle to control this scope from anywhere (any task, any thread).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = nursery::CancelScope::new();
+    /// let handle = scope.handle();
+    /// std::thread::spawn(move || handle.cancel()).join().unwrap();
+    /// assert_eq!(scope.run(std::future::pending::<()>()).await, None);
+    /// # }
+    /// ```
+    pub fn handle(&self) -> CancelHandle {
+        CancelHandle {
+            node: Arc::clone(&self.node),
+        }
+    }
+
+    /// Runs `body` inside this scope.
+    ///
+    /// The scope attaches to the scope, nursery or child being polled when `run` is first polled.
+    /// See [`Run`] for the outcome and cancellation rules.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = nursery::CancelScope::new();
+    /// scope.handle().cancel();
+    /// // Cancelled before it started: the body is never polled.
+    /// assert_eq!(scope.run(async { unreachable!() }).await, None::<()>);
+    /// # }
+    /// ```
+    pub fn run<F: IntoFuture>(self, body: F) -> Run<F::IntoFuture> {
+        Run::new(self.node, self.timeout, body.into_future())
+    }
+}
+
+/// Controls a [`CancelScope`] from anywhere: `Send + Sync + Clone + 'static`.
+///
+/// `cancel` is synchronous, idempotent and callable from any thread; it is not a suspension
+/// point. The first reason given wins.
+///
+/// # Examples
+///
+/// ```
+/// use nursery::CancelScope;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let scope = CancelScope::new();
+/// let handle = scope.handle();
+/// let out = scope
+///     .run(async {
+///         handle.cancel_with("enough");
+///         std::future::pending::<()>().await
+///     })
+///     .await;
+/// assert_eq!(out, None);
+/// assert!(handle.cancel_called() && handle.cancelled_caught());
+/// assert_eq!(handle.cancel_reason().unwrap().to_string(), "cancelled: enough");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct CancelHandle {
+    node: Arc<Node>,
+}
+
+impl CancelHandle {
+    /// Cancels the scope. No effect if already cancelled or finished.
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// scope.handle().cancel();
+    /// assert!(scope.handle().cancel_called());
+    /// ```
+    pub fn cancel(&self) {
+        self.node.cancel(CancelReason::explicit(None));
+    }
+
+    /// Cancels the scope with a message carried by its [`CancelReason`].
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// scope.handle().cancel_with("bye");
+    /// assert_eq!(scope.handle().cancel_reason().unwrap().message(), Some("bye"));
+    /// ```
+    pub fn cancel_with(&self, message: impl Into<Cow<'static, str>>) {
+        self.node
+            .cancel(CancelReason::explicit(Some(message.into())));
+    }
+
+    /// Moves the deadline earlier or later, or removes it (`None`). A deadline already passed
+    /// cancels the scope at once (when called inside the runtime; otherwise at the scope's next
+    /// poll, which this call triggers).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let scope = nursery::CancelScope::new().with_timeout(Duration::from_secs(1));
+    /// let h = scope.handle();
+    /// let out = scope
+    ///     .run(async move {
+    ///         h.set_deadline(None);
+    ///         tokio::time::sleep(Duration::from_secs(2)).await;
+    ///     })
+    ///     .await;
+    /// assert_eq!(out, Some(()));
+    /// # }
+    /// ```
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.node.set_deadline(deadline);
+        if let Some(deadline) = deadline {
+            // The runtime's clock (possibly paused) is only known inside the runtime.
+            if tokio::runtime::Handle::try_current().is_ok() && deadline <= Instant::now() {
+                self.node.cancel(CancelReason::Deadline);
+            }
+        }
+    }
+
+    /// The scope's own deadline (not the effective one; see
+    /// [`current_deadline`](crate::current_deadline)).
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// assert_eq!(scope.handle().deadline(), None);
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline()
+    }
+
+    /// Shields or unshields the scope. Unshielding inside a cancelled enclosing scope cancels it at
+    /// once; shielding stops further delivery but does not restore work already dropped.
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// scope.handle().set_shield(true);
+    /// assert!(scope.handle().is_shielded());
+    /// ```
+    pub fn set_shield(&self, shield: bool) {
+        self.node.set_shield(shield);
+    }
+
+    /// Whether the scope is shielded.
+    ///
+    /// ```
+    /// assert!(!nursery::CancelScope::new().handle().is_shielded());
+    /// ```
+    pub fn is_shielded(&self) -> bool {
+        self.node.shield()
+    }
+
+    /// Whether this scope's own cancellation was requested (`cancel`, `cancel_with`, or its
+    /// deadline passed while it ran). Inherited cancellation does not count.
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// assert!(!scope.handle().cancel_called());
+    /// ```
+    pub fn cancel_called(&self) -> bool {
+        self.node.cancel_called()
+    }
+
+    /// Whether this scope absorbed a cancellation: its `run` returned `None`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = nursery::CancelScope::new();
+    /// let h = scope.handle();
+    /// h.cancel();
+    /// scope.run(async {}).await;
+    /// assert!(h.cancelled_caught());
+    /// # }
+    /// ```
+    pub fn cancelled_caught(&self) -> bool {
+        self.node.caught()
+    }
+
+    /// Whether the scope is effectively cancelled now: its own cancellation, or an enclosing
+    /// scope's that no shield blocks.
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// scope.handle().cancel();
+    /// assert!(scope.handle().is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.node.is_cancelled()
+    }
+
+    /// Why the scope was cancelled: its own reason, or
+    /// [`CancelReason::ParentCancelled`] carrying the enclosing scope's.
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// assert_eq!(scope.handle().cancel_reason(), None);
+    /// ```
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.node.public_reason()
+    }
+
+    /// Completes when the scope is effectively cancelled (its own cancellation or an enclosing
+    /// one). Usable as a graceful-shutdown signal.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing; a new call waits again.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only deregisters the waiter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = nursery::CancelScope::new();
+    /// let h = scope.handle();
+    /// let waiter = tokio::spawn({
+    ///     let h = h.clone();
+    ///     async move { h.cancelled().await }
+    /// });
+    /// h.cancel();
+    /// waiter.await.unwrap();
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled {
+            node: &self.node,
+            notified: self.node.waiters().notified(),
+        }
+    }
+}
+
+/// The future returned by [`CancelHandle::cancelled`].
+///
+/// # Cancel safety
+///
+/// Cancel safe.
+///
+/// # Drop behavior
+///
+/// Dropping it deregisters the waiter; nothing else happens.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let scope = nursery::CancelScope::new();
+/// let h = scope.handle();
+/// h.cancel();
+/// h.cancelled().await; // ready at once
+/// # }
+/// ```
+#[pin_project]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Cancelled<'a> {
+    node: &'a Node,
+    #[pin]
+    notified: Notified<'a>,
+}
+
+impl std::fmt::Debug for Cancelled<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancelled").field("node", &self.node).finish()
+    }
+}
+
+impl Future for Cancelled<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            // Register before checking (invariant 5 of the tree).
+            this.notified.as_mut().enable();
+            if this.node.is_cancelled() {
+                return Poll::Ready(());
+            }
+            match this.notified.as_mut().poll(cx) {
+                Poll::Ready(()) => this.notified.set(this.node.waiters().notified()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

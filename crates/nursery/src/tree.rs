@@ -1,0 +1,493 @@
+// The cancel tree: how a cancellation travels.
+//
+// `CancelScope`, nurseries and children decide *where* a cancellation starts; this file decides how
+// it reaches everything below. Every scope, nursery (three nodes: nursery, body, children group),
+// child task and cleanup owns one `Node`.
+//
+// Invariants
+//
+//  1. `cancelled` (the cached "effectively cancelled" bit) equals
+//     `own_reason.is_some() || (!shield && parent.cancelled)` whenever no update is in flight.
+//     Every update that flips a node's bit visits that node's children afterwards (`propagate`),
+//     and a visit recomputes the formula from the parent's *current* bit, so concurrent updates
+//     converge. Checking "am I cancelled?" is therefore one atomic load.
+//  2. A reason is written once (`OnceLock`): the first reason wins. A node's own cancellation is
+//     permanent; only shields can clear an inherited bit.
+//  3. Lock order: a node's lock may be taken while holding its parent's lock (attach), never the
+//     other way round, and never two siblings at once. Propagation holds one lock at a time.
+//  4. No user code runs under a node lock: wakers are taken under the lock (or from an
+//     `AtomicWaker`) and woken after it is released; reasons are rendered by callers beforehand.
+//  5. Flags before wakers: a canceller stores `cancelled` (and `live`) before it wakes; an owner
+//     registers its waker before it reads them. No wakeup is lost across threads.
+//  6. While attached, a child holds its parent strongly and the parent holds the child strongly;
+//     `detach` breaks both links when the owner ends, so finished scopes never form chains.
+//     `Drop` walks any remaining parent chain iteratively, so depth never grows the stack.
+//  7. `live` counts live structure inside the node's body (nested nurseries, running scopes,
+//     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
+//     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
+//     not a recursion.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::Waker;
+
+use futures_util::task::AtomicWaker;
+use slab::Slab;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::reason::CancelReason;
+
+/// What owns a node; used for absorbing decisions, reasons and diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Scope,
+    Nursery,
+    Body,
+    Children,
+    Child,
+}
+
+pub(crate) struct Node {
+    kind: NodeKind,
+    name: Option<Arc<str>>,
+    /// Effectively cancelled (invariant 1). Written under this node's lock, read anywhere.
+    cancelled: AtomicBool,
+    /// Set once the owner absorbed a cancellation (`cancelled_caught`).
+    caught: AtomicBool,
+    /// Set once by `detach`; a finished node ignores `cancel` and deadline changes.
+    finished: AtomicBool,
+    /// Live structure inside the body (invariant 7).
+    live: AtomicUsize,
+    /// The task that drives this node's owner.
+    owner: AtomicWaker,
+    /// `cancelled()` futures waiting on this node.
+    waiters: Notify,
+    own_reason: OnceLock<Arc<CancelReason>>,
+    inherited_reason: OnceLock<Arc<CancelReason>>,
+    /// A token for the parent, held after the owner was dropped with live structure left.
+    stashed: Mutex<Option<LiveToken>>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    parent: Option<Arc<Node>>,
+    key_in_parent: usize,
+    children: Slab<Arc<Node>>,
+    shield: bool,
+    deadline: Option<Instant>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No user code runs under these locks (invariant 4), so poisoning means a library bug
+    // already reported by its own panic; the data is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Node {
+    pub(crate) fn new(kind: NodeKind, name: Option<Arc<str>>) -> Arc<Node> {
+        Arc::new(Node {
+            kind,
+            name,
+            cancelled: AtomicBool::new(false),
+            caught: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
+            owner: AtomicWaker::new(),
+            waiters: Notify::new(),
+            own_reason: OnceLock::new(),
+            inherited_reason: OnceLock::new(),
+            stashed: Mutex::new(None),
+            inner: Mutex::new(Inner {
+                parent: None,
+                key_in_parent: 0,
+                children: Slab::new(),
+                shield: false,
+                deadline: None,
+            }),
+        })
+    }
+
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
+    }
+
+    /// Links this node under `parent` and computes its initial bit. Called once, by the owner's
+    /// first poll (or by `spawn`), before anything can observe the node through the tree.
+    pub(crate) fn attach(self: &Arc<Self>, parent: Option<&Arc<Node>>) {
+        let Some(parent) = parent else {
+            if self.own_reason.get().is_some() {
+                self.cancelled.store(true, SeqCst);
+            }
+            return;
+        };
+        // Parent first, then child (invariant 3). Holding the parent's lock orders this insert
+        // against a concurrent propagation: either it sees the child in its snapshot or we see
+        // its bit.
+        let mut p = lock(&parent.inner);
+        let key = p.children.insert(Arc::clone(self));
+        let mut inner = lock(&self.inner);
+        inner.parent = Some(Arc::clone(parent));
+        inner.key_in_parent = key;
+        let inherited = !inner.shield && parent.cancelled.load(SeqCst);
+        if inherited && self.own_reason.get().is_none() {
+            if let Some(origin) = parent.effective_reason() {
+                let _ = self.inherited_reason.set(origin);
+            }
+        }
+        if inherited || self.own_reason.get().is_some() {
+            self.cancelled.store(true, SeqCst);
+        }
+    }
+
+    /// Unlinks the node from its parent and marks it finished. Idempotent.
+    pub(crate) fn detach(&self) {
+        self.finished.store(true, SeqCst);
+        let (parent, key, children) = {
+            let mut inner = lock(&self.inner);
+            let children = std::mem::take(&mut inner.children);
+            (inner.parent.take(), inner.key_in_parent, children)
+        };
+        // Orphaned grandchildren (their owners were leaked) lose their link to us.
+        for (_, child) in children {
+            lock(&child.inner).parent = None;
+        }
+        if let Some(parent) = parent {
+            let removed = lock(&parent.inner).children.try_remove(key);
+            drop(removed);
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(SeqCst)
+    }
+
+    /// Effectively cancelled: one atomic load (invariant 1).
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(SeqCst)
+    }
+
+    /// Whether this node's own cancellation was requested (explicitly, by deadline or failure).
+    pub(crate) fn cancel_called(&self) -> bool {
+        self.own_reason.get().is_some()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn own_reason(&self) -> Option<&Arc<CancelReason>> {
+        self.own_reason.get()
+    }
+
+    /// The reason this node is (or was) cancelled: its own, else the one it inherited.
+    pub(crate) fn effective_reason(&self) -> Option<Arc<CancelReason>> {
+        self.own_reason
+            .get()
+            .or_else(|| self.inherited_reason.get())
+            .cloned()
+    }
+
+    /// The public view of the reason: inherited reasons are wrapped in `ParentCancelled`.
+    pub(crate) fn public_reason(&self) -> Option<CancelReason> {
+        if let Some(own) = self.own_reason.get() {
+            return Some((**own).clone());
+        }
+        self.inherited_reason
+            .get()
+            .map(|origin| CancelReason::ParentCancelled(Arc::clone(origin)))
+    }
+
+    pub(crate) fn set_caught(&self) {
+        self.caught.store(true, SeqCst);
+    }
+
+    pub(crate) fn caught(&self) -> bool {
+        self.caught.load(SeqCst)
+    }
+
+    /// Requests this node's own cancellation. Returns `false` if it was already requested or the
+    /// node has finished (a finished scope ignores `cancel`).
+    pub(crate) fn cancel(self: &Arc<Self>, reason: CancelReason) -> bool {
+        if self.is_finished() || self.own_reason.set(Arc::new(reason)).is_err() {
+            return false;
+        }
+        self.propagate();
+        true
+    }
+
+    pub(crate) fn shield(&self) -> bool {
+        lock(&self.inner).shield
+    }
+
+    /// Sets the shield flag before the node is attached; no propagation needed yet.
+    pub(crate) fn init_shield(&self, shield: bool) {
+        lock(&self.inner).shield = shield;
+    }
+
+    pub(crate) fn set_shield(self: &Arc<Self>, shield: bool) {
+        {
+            let mut inner = lock(&self.inner);
+            if inner.shield == shield {
+                return;
+            }
+            inner.shield = shield;
+        }
+        self.propagate();
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        lock(&self.inner).deadline
+    }
+
+    /// Stores a new deadline and wakes the owner so it re-arms its timer (the owner checks the
+    /// deadline against the runtime's clock before it polls its body).
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        if self.is_finished() {
+            return;
+        }
+        lock(&self.inner).deadline = deadline;
+        self.owner.wake();
+    }
+
+    /// The parent link as it is now.
+    pub(crate) fn parent(&self) -> Option<Arc<Node>> {
+        lock(&self.inner).parent.clone()
+    }
+
+    /// Effective deadline: the earliest deadline up to and including the nearest shield; a
+    /// cancelled node's deadline has already passed (`now`).
+    pub(crate) fn effective_deadline(self: &Arc<Self>, now: Instant) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut node = Arc::clone(self);
+        loop {
+            if node.is_cancelled() {
+                return Some(now);
+            }
+            let (deadline, shield, parent) = {
+                let inner = lock(&node.inner);
+                (inner.deadline, inner.shield, inner.parent.clone())
+            };
+            earliest = match (earliest, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match parent {
+                Some(p) if !shield => node = p,
+                _ => return earliest,
+            }
+        }
+    }
+
+    /// Recomputes the bit of this node and, transitively, of every descendant whose bit changes
+    /// (invariant 1). Iterative; holds one lock at a time; wakes outside locks.
+    fn propagate(self: &Arc<Self>) {
+        let mut stack = vec![Arc::clone(self)];
+        while let Some(node) = stack.pop() {
+            let flipped_on;
+            {
+                let inner = lock(&node.inner);
+                let inherited = !inner.shield
+                    && inner.parent.as_ref().is_some_and(|p| p.cancelled.load(SeqCst));
+                let target = node.own_reason.get().is_some() || inherited;
+                if node.cancelled.load(SeqCst) == target {
+                    continue;
+                }
+                if target && node.own_reason.get().is_none() {
+                    if let Some(origin) = inner.parent.as_ref().and_then(|p| p.effective_reason()) {
+                        let _ = node.inherited_reason.set(origin);
+                    }
+                }
+                node.cancelled.store(target, SeqCst);
+                flipped_on = target;
+                stack.extend(inner.children.iter().map(|(_, c)| Arc::clone(c)));
+            }
+            if flipped_on {
+                node.owner.wake();
+                node.waiters.notify_waiters();
+            }
+        }
+    }
+
+    pub(crate) fn register_owner(&self, waker: &Waker) {
+        self.owner.register(waker);
+    }
+
+    pub(crate) fn waiters(&self) -> &Notify {
+        &self.waiters
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(SeqCst)
+    }
+
+    /// Keeps `token` (held by the owner for its parent) until this node's live structure is gone.
+    /// Used when the owner is dropped by foreign code while structure inside it still runs: the
+    /// nearest enclosing scope then waits for that structure (it adopts the orphans).
+    pub(crate) fn stash_parent_token(&self, token: LiveToken) {
+        *lock(&self.stashed) = Some(token);
+        // The last live token may have gone between the owner's check and the stash.
+        if self.live() == 0 {
+            let token = lock(&self.stashed).take();
+            drop(token);
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("cancelled", &self.is_cancelled())
+            .field("live", &self.live())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Invariant 6: unlink the parent chain iteratively instead of letting each `Arc<Node>`
+        // drop its parent recursively.
+        let mut next = self.inner.get_mut().map_or(None, |i| i.parent.take());
+        while let Some(parent) = next {
+            next = match Arc::into_inner(parent) {
+                Some(mut node) => node.inner.get_mut().map_or(None, |i| i.parent.take()),
+                None => None,
+            };
+        }
+    }
+}
+
+/// One unit of live structure registered on a node (invariant 7). Dropping it releases it.
+#[derive(Debug)]
+pub(crate) struct LiveToken {
+    node: Option<Arc<Node>>,
+}
+
+impl LiveToken {
+    pub(crate) fn new(node: &Arc<Node>) -> LiveToken {
+        node.live.fetch_add(1, SeqCst);
+        LiveToken {
+            node: Some(Arc::clone(node)),
+        }
+    }
+
+    /// A token on `parent` if there is one (a root has nobody to keep waiting).
+    pub(crate) fn on(parent: Option<&Arc<Node>>) -> Option<LiveToken> {
+        parent.map(LiveToken::new)
+    }
+}
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        let mut next = self.node.take();
+        while let Some(node) = next {
+            next = None;
+            if node.live.fetch_sub(1, SeqCst) == 1 {
+                node.owner.wake();
+                // Release the stashed parent token in this loop rather than by recursion.
+                let stashed = lock(&node.stashed).take();
+                if let Some(mut token) = stashed {
+                    next = token.node.take();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(depth: usize) -> Vec<Arc<Node>> {
+        let mut nodes: Vec<Arc<Node>> = Vec::with_capacity(depth);
+        for _ in 0..depth {
+            let node = Node::new(NodeKind::Scope, None);
+            node.attach(nodes.last());
+            nodes.push(node);
+        }
+        nodes
+    }
+
+    #[test]
+    fn cancel_reaches_every_descendant_once() {
+        let nodes = chain(5);
+        assert!(nodes[1].cancel(CancelReason::explicit(None)));
+        assert!(!nodes[0].is_cancelled());
+        assert!(nodes[1..].iter().all(|n| n.is_cancelled()));
+        assert!(!nodes[1].cancel(CancelReason::Deadline), "first reason wins");
+        assert!(nodes[1].own_reason().unwrap().is_explicit());
+        let inherited = nodes[4].public_reason().unwrap();
+        assert!(matches!(inherited, CancelReason::ParentCancelled(_)));
+        assert!(inherited.origin().is_explicit());
+    }
+
+    #[test]
+    fn shield_blocks_and_unshield_delivers() {
+        let nodes = chain(4);
+        nodes[2].set_shield(true);
+        nodes[0].cancel(CancelReason::Deadline);
+        assert!(nodes[1].is_cancelled());
+        assert!(!nodes[2].is_cancelled() && !nodes[3].is_cancelled());
+        nodes[2].set_shield(false);
+        assert!(nodes[2].is_cancelled() && nodes[3].is_cancelled());
+        nodes[2].set_shield(true);
+        assert!(!nodes[2].is_cancelled() && !nodes[3].is_cancelled());
+        nodes[3].cancel(CancelReason::explicit(None));
+        nodes[2].set_shield(false);
+        assert!(nodes[3].is_cancelled());
+    }
+
+    #[test]
+    fn attach_under_cancelled_parent_inherits() {
+        let root = Node::new(NodeKind::Scope, None);
+        root.attach(None);
+        root.cancel(CancelReason::Deadline);
+        let child = Node::new(NodeKind::Child, None);
+        child.attach(Some(&root));
+        assert!(child.is_cancelled());
+        let shielded = Node::new(NodeKind::Scope, None);
+        shielded.init_shield(true);
+        shielded.attach(Some(&root));
+        assert!(!shielded.is_cancelled());
+    }
+
+    #[test]
+    fn deep_chain_cancels_and_drops_without_recursion() {
+        let depth = 200_000;
+        let nodes = chain(depth);
+        nodes[0].cancel(CancelReason::Deadline);
+        assert!(nodes[depth - 1].is_cancelled());
+        // Drop from the root end so each parent is still referenced by its child's link.
+        let last = nodes.last().cloned();
+        drop(nodes);
+        drop(last);
+    }
+
+    #[test]
+    fn effective_deadline_stops_at_shield() {
+        let nodes = chain(3);
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(10);
+        let earlier = now + std::time::Duration::from_secs(5);
+        nodes[0].set_deadline(Some(earlier));
+        nodes[2].set_deadline(Some(later));
+        assert_eq!(nodes[2].effective_deadline(now), Some(earlier));
+        nodes[2].set_shield(true);
+        assert_eq!(nodes[2].effective_deadline(now), Some(later));
+        nodes[2].cancel(CancelReason::Deadline);
+        assert_eq!(nodes[2].effective_deadline(now), Some(now));
+    }
+
+    #[test]
+    fn live_tokens_wake_and_release_stash_iteratively() {
+        let nodes = chain(10_000);
+        // Every node keeps a token on its parent, then is "dropped" with live structure inside.
+        let leaf_token = LiveToken::new(nodes.last().unwrap());
+        for pair in nodes.windows(2).rev() {
+            pair[1].stash_parent_token(LiveToken::new(&pair[0]));
+        }
+        assert_eq!(nodes[0].live(), 1);
+        drop(leaf_token);
+        assert!(nodes.iter().all(|n| n.live() == 0));
+    }
+}
