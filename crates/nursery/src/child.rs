@@ -266,7 +266,11 @@ where
                         *this.state = State::Draining;
                         continue;
                     }
-                    let fut = this.fut.as_mut().as_pin_mut().expect("running child has a future");
+                    let fut = this
+                        .fut
+                        .as_mut()
+                        .as_pin_mut()
+                        .expect("running child has a future");
                     let polled = panic::catch(|| context::enter(this.node, || fut.poll(cx)));
                     let source = || Source::Child(this.node.name().cloned());
                     match polled {

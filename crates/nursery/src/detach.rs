@@ -73,7 +73,11 @@ impl<E: std::fmt::Display + Send + 'static> Finisher<E> {
             CleanupRunner::new(&core, cleanup).await;
         }
         let outcome = core.finalize();
-        report_suppressed(&core.name, &outcome.errors, "the nursery was dropped before it completed");
+        report_suppressed(
+            &core.name,
+            &outcome.errors,
+            "the nursery was dropped before it completed",
+        );
         if let Some(payload) = outcome.panic {
             tracing::error!(
                 nursery = ?core.name,

@@ -180,7 +180,10 @@ impl<E> Errors<E> {
 
     /// The first failure, dropping the rest.
     pub fn into_first(self) -> E {
-        self.errors.into_iter().next().expect("Errors is never empty")
+        self.errors
+            .into_iter()
+            .next()
+            .expect("Errors is never empty")
     }
 
     /// All failures, first to last.

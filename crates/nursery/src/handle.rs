@@ -77,10 +77,9 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert_eq!(out, Err("boom"));
     /// # }
     /// ```
-    pub fn spawn<T, F>(&self, fut: F) -> ChildHandle<T>
+    pub fn spawn<F>(&self, fut: F) -> ChildHandle
     where
-        T: Send + 'static,
-        F: Future<Output = Result<T, E>> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         self.spawn_inner(None, fut)
     }
@@ -101,18 +100,16 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert_eq!(out.unwrap_err(), "connection lost");
     /// # }
     /// ```
-    pub fn spawn_named<T, F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle<T>
+    pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle
     where
-        T: Send + 'static,
-        F: Future<Output = Result<T, E>> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         self.spawn_inner(Some(name.into()), fut)
     }
 
-    fn spawn_inner<T, F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle<T>
+    fn spawn_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
     where
-        T: Send + 'static,
-        F: Future<Output = Result<T, E>> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         match child::spawn(&self.core, name.clone(), fut) {
             Ok(handle) => handle,
@@ -301,10 +298,9 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// .unwrap();
     /// # }
     /// ```
-    pub fn spawn<T, F>(&self, fut: F) -> Result<ChildHandle<T>, Closed>
+    pub fn spawn<F>(&self, fut: F) -> Result<ChildHandle, Closed>
     where
-        T: Send + 'static,
-        F: Future<Output = Result<T, E>> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         child::spawn(&self.core, None, fut).map_err(|_| Closed)
     }
@@ -322,10 +318,9 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// .unwrap();
     /// # }
     /// ```
-    pub fn spawn_named<T, F>(&self, name: impl Into<Arc<str>>, fut: F) -> Result<ChildHandle<T>, Closed>
+    pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> Result<ChildHandle, Closed>
     where
-        T: Send + 'static,
-        F: Future<Output = Result<T, E>> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         child::spawn(&self.core, Some(name.into()), fut).map_err(|_| Closed)
     }
@@ -388,7 +383,9 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
         if self.core.is_closed() {
             return Err(Closed);
         }
-        self.core.push_cleanup(Box::pin(cleanup)).map_err(|_| Closed)
+        self.core
+            .push_cleanup(Box::pin(cleanup))
+            .map_err(|_| Closed)
     }
 
     /// Whether the body and every child have finished.

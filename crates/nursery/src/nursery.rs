@@ -238,7 +238,9 @@ where
                     let core = this.core.as_ref().expect("core exists after init");
                     if this.cleanup.is_none() {
                         match core.pop_cleanup() {
-                            Some(cleanup) => *this.cleanup = Some(CleanupRunner::new(core, cleanup)),
+                            Some(cleanup) => {
+                                *this.cleanup = Some(CleanupRunner::new(core, cleanup))
+                            }
                             None => {
                                 *this.phase = Phase::Finish;
                                 continue;

@@ -152,12 +152,18 @@ impl fmt::Display for CancelReason {
             CancelReason::Explicit { message: None } => f.write_str("cancelled"),
             CancelReason::Explicit { message: Some(m) } => write!(f, "cancelled: {m}"),
             CancelReason::Deadline => f.write_str("cancelled: deadline exceeded"),
-            CancelReason::ChildFailed { child: name, message } => {
+            CancelReason::ChildFailed {
+                child: name,
+                message,
+            } => {
                 f.write_str("cancelled: ")?;
                 child(f, name)?;
                 write!(f, " failed: {message}")
             }
-            CancelReason::ChildPanicked { child: name, message } => {
+            CancelReason::ChildPanicked {
+                child: name,
+                message,
+            } => {
                 f.write_str("cancelled: ")?;
                 child(f, name)?;
                 write!(f, " panicked: {message}")
@@ -194,7 +200,10 @@ mod tests {
             r.to_string(),
             "cancelled: child \"watcher\" failed: connection lost (peer closed)"
         );
-        assert_eq!(CancelReason::Deadline.to_string(), "cancelled: deadline exceeded");
+        assert_eq!(
+            CancelReason::Deadline.to_string(),
+            "cancelled: deadline exceeded"
+        );
         let inherited = CancelReason::ParentCancelled(Arc::new(r.clone()));
         assert_eq!(inherited.to_string(), r.to_string());
         assert_eq!(inherited.child_name(), Some("watcher"));

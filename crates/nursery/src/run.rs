@@ -120,8 +120,7 @@ pub(crate) fn fix_timeout(node: &Node, timeout: Option<Duration>, now: Instant) 
 /// Whether a node that finished unwinding absorbs its cancellation: it was cancelled itself and
 /// nothing above it (up to a shield) is cancelled. Otherwise the absorbing scope is further up.
 pub(crate) fn absorbs(node: &Node) -> bool {
-    node.cancel_called()
-        && (node.shield() || node.parent().is_none_or(|p| !p.is_cancelled()))
+    node.cancel_called() && (node.shield() || node.parent().is_none_or(|p| !p.is_cancelled()))
 }
 
 /// Panics if a parked structured future is polled after the scope that should have dropped it
@@ -178,7 +177,11 @@ impl<F: Future> Future for Run<F> {
                         *this.state = State::Unwinding;
                         continue;
                     }
-                    let body = this.body.as_mut().as_pin_mut().expect("running scope has a body");
+                    let body = this
+                        .body
+                        .as_mut()
+                        .as_pin_mut()
+                        .expect("running scope has a body");
                     match context::enter(this.node, || body.poll(cx)) {
                         Poll::Ready(value) => {
                             *this.value = Some(value);
@@ -187,9 +190,7 @@ impl<F: Future> Future for Run<F> {
                         }
                         // `cancel()` called synchronously inside the body takes effect at the
                         // body's next suspension, which is now.
-                        Poll::Pending if this.node.is_cancelled() => {
-                            *this.state = State::Unwinding
-                        }
+                        Poll::Pending if this.node.is_cancelled() => *this.state = State::Unwinding,
                         Poll::Pending => return Poll::Pending,
                     }
                 }
@@ -208,7 +209,11 @@ impl<F: Future> Future for Run<F> {
                         *this.state = State::Parked;
                         return Poll::Pending;
                     }
-                    let body = this.body.as_mut().as_pin_mut().expect("unwinding scope has a body");
+                    let body = this
+                        .body
+                        .as_mut()
+                        .as_pin_mut()
+                        .expect("unwinding scope has a body");
                     match context::enter(this.node, || body.poll(cx)) {
                         // Rule 1: a body that completes while cancelled is returned.
                         Poll::Ready(value) => {

@@ -388,7 +388,9 @@ pub struct Cancelled<'a> {
 
 impl std::fmt::Debug for Cancelled<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cancelled").field("node", &self.node).finish()
+        f.debug_struct("Cancelled")
+            .field("node", &self.node)
+            .finish()
     }
 }
 

@@ -286,7 +286,10 @@ impl Node {
             {
                 let inner = lock(&node.inner);
                 let inherited = !inner.shield
-                    && inner.parent.as_ref().is_some_and(|p| p.cancelled.load(SeqCst));
+                    && inner
+                        .parent
+                        .as_ref()
+                        .is_some_and(|p| p.cancelled.load(SeqCst));
                 let target = node.own_reason.get().is_some() || inherited;
                 if node.cancelled.load(SeqCst) == target {
                     continue;
@@ -414,7 +417,10 @@ mod tests {
         assert!(nodes[1].cancel(CancelReason::explicit(None)));
         assert!(!nodes[0].is_cancelled());
         assert!(nodes[1..].iter().all(|n| n.is_cancelled()));
-        assert!(!nodes[1].cancel(CancelReason::Deadline), "first reason wins");
+        assert!(
+            !nodes[1].cancel(CancelReason::Deadline),
+            "first reason wins"
+        );
         assert!(nodes[1].own_reason().unwrap().is_explicit());
         let inherited = nodes[4].public_reason().unwrap();
         assert!(matches!(inherited, CancelReason::ParentCancelled(_)));
