@@ -25,6 +25,13 @@ pub struct Elapsed;
 
 impl Elapsed {
     /// Always `true`; lets generic error handling ask "was this a timeout?".
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = nursery::fail_after(std::time::Duration::ZERO, async {}).await.unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # }
+    /// ```
     pub fn is_timeout(&self) -> bool {
         true
     }
@@ -51,6 +58,13 @@ pub struct Closed;
 
 impl Closed {
     /// Always `true`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let h = nursery::nursery(|n| async move { Ok::<_, String>(n.handle()) }).await.unwrap();
+    /// assert!(h.cancel().unwrap_err().is_closed());
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         true
     }
@@ -102,17 +116,50 @@ impl CleanupTimedOut {
         CleanupTimedOut { nursery, timeout }
     }
 
-    /// The cleanup timeout that was exceeded.
+    /// The cleanup timeout that was exceeded (see the type's example).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let handle = nursery::NurseryBuilder::new()
+    /// #     .cleanup_timeout(Duration::from_millis(3))
+    /// #     .run(|n| async move {
+    /// #         n.defer(std::future::pending::<Result<(), String>>());
+    /// #         Ok::<_, String>(n.handle())
+    /// #     })
+    /// #     .await
+    /// #     .unwrap();
+    /// assert_eq!(handle.cleanup_timeouts()[0].timeout(), Duration::from_millis(3));
+    /// # }
+    /// ```
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// The name of the nursery, if it was given one.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let handle = nursery::NurseryBuilder::new()
+    ///     .name("db")
+    ///     .cleanup_timeout(Duration::from_millis(1))
+    ///     .run(|n| async move {
+    ///         n.defer(std::future::pending::<Result<(), String>>());
+    ///         Ok::<_, String>(n.handle())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// let report = &handle.cleanup_timeouts()[0];
+    /// assert_eq!(report.nursery(), Some("db"));
+    /// assert!(report.is_timeout());
+    /// # }
+    /// ```
     pub fn nursery(&self) -> Option<&str> {
         self.nursery.as_deref()
     }
 
-    /// Always `true`.
+    /// Always `true` (see [`nursery`](Self::nursery) for an example).
     pub fn is_timeout(&self) -> bool {
         true
     }
@@ -154,31 +201,73 @@ impl<E> Errors<E> {
     }
 
     /// The first failure in time: the one that cancelled everything else.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let e = nursery::nursery_all(|_n| async { Err::<(), _>("x") }).await.unwrap_err();
+    /// assert_eq!(e.first(), &"x");
+    /// # }
+    /// ```
     pub fn first(&self) -> &E {
         &self.errors[0]
     }
 
     /// All failures, first to last.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let e = nursery::nursery_all(|_n| async { Err::<(), _>("x") }).await.unwrap_err();
+    /// assert_eq!(e.all(), &["x"]);
+    /// # }
+    /// ```
     pub fn all(&self) -> &[E] {
         &self.errors
     }
 
     /// How many failures there were (at least one).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let e = nursery::nursery_all(|_n| async { Err::<(), _>("x") }).await.unwrap_err();
+    /// assert_eq!(e.len(), 1);
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         self.errors.len()
     }
 
     /// Always `false`: an `Errors` holds at least one failure.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let e = nursery::nursery_all(|_n| async { Err::<(), _>("x") }).await.unwrap_err();
+    /// assert!(!e.is_empty());
+    /// # }
+    /// ```
     pub fn is_empty(&self) -> bool {
         false
     }
 
     /// Cleanups that exceeded the cleanup timeout (not failures; reported alongside).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let e = nursery::nursery_all(|_n| async { Err::<(), _>("x") }).await.unwrap_err();
+    /// assert!(e.cleanup_timeouts().is_empty());
+    /// # }
+    /// ```
     pub fn cleanup_timeouts(&self) -> &[CleanupTimedOut] {
         &self.cleanup_timeouts
     }
 
     /// The first failure, dropping the rest.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let e = nursery::nursery_all(|_n| async { Err::<(), _>("x") }).await.unwrap_err();
+    /// assert_eq!(e.into_first(), "x");
+    /// # }
+    /// ```
     pub fn into_first(self) -> E {
         self.errors
             .into_iter()
@@ -187,6 +276,13 @@ impl<E> Errors<E> {
     }
 
     /// All failures, first to last.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let e = nursery::nursery_all(|_n| async { Err::<(), _>("x") }).await.unwrap_err();
+    /// assert_eq!(e.into_vec(), vec!["x"]);
+    /// # }
+    /// ```
     pub fn into_vec(self) -> Vec<E> {
         self.errors
     }

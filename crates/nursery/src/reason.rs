@@ -80,6 +80,14 @@ impl CancelReason {
     }
 
     /// The reason the cancellation started with: unwraps `ParentCancelled`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nursery::CancelReason;
+    ///
+    /// let inherited = CancelReason::ParentCancelled(Arc::new(CancelReason::Deadline));
+    /// assert_eq!(inherited.origin(), &CancelReason::Deadline);
+    /// ```
     pub fn origin(&self) -> &CancelReason {
         let mut reason = self;
         while let CancelReason::ParentCancelled(inner) = reason {
@@ -89,22 +97,46 @@ impl CancelReason {
     }
 
     /// `true` if this scope was cancelled because an enclosing one was.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nursery::CancelReason;
+    ///
+    /// assert!(CancelReason::ParentCancelled(Arc::new(CancelReason::Deadline)).is_inherited());
+    /// assert!(!CancelReason::Deadline.is_inherited());
+    /// ```
     pub fn is_inherited(&self) -> bool {
         matches!(self, CancelReason::ParentCancelled(_))
     }
 
     /// `true` if the cancellation started with `cancel()` or `cancel_with()`.
+    ///
+    /// ```
+    /// let scope = nursery::CancelScope::new();
+    /// scope.handle().cancel();
+    /// assert!(scope.handle().cancel_reason().unwrap().is_explicit());
+    /// ```
     pub fn is_explicit(&self) -> bool {
         matches!(self.origin(), CancelReason::Explicit { .. })
     }
 
     /// `true` if the cancellation started with a deadline.
+    ///
+    /// ```
+    /// assert!(nursery::CancelReason::Deadline.is_deadline());
+    /// ```
     pub fn is_deadline(&self) -> bool {
         matches!(self.origin(), CancelReason::Deadline)
     }
 
     /// `true` if the cancellation started with a failure: a child, body or cleanup error or
     /// panic, or `fail(e)`.
+    ///
+    /// ```
+    /// let reason = nursery::CancelReason::BodyFailed { message: "boom".into() };
+    /// assert!(reason.is_failure());
+    /// assert!(!nursery::CancelReason::Deadline.is_failure());
+    /// ```
     pub fn is_failure(&self) -> bool {
         matches!(
             self.origin(),
@@ -118,6 +150,12 @@ impl CancelReason {
     }
 
     /// The message carried by the origin, if any (the error's `Display`, or `cancel_with`'s text).
+    ///
+    /// ```
+    /// let reason = nursery::CancelReason::Failed { message: "lost".into() };
+    /// assert_eq!(reason.message(), Some("lost"));
+    /// assert_eq!(nursery::CancelReason::Deadline.message(), None);
+    /// ```
     pub fn message(&self) -> Option<&str> {
         match self.origin() {
             CancelReason::Explicit { message } => message.as_deref(),
@@ -132,6 +170,14 @@ impl CancelReason {
     }
 
     /// The name of the child whose failure started the cancellation, if it had one.
+    ///
+    /// ```
+    /// let reason = nursery::CancelReason::ChildFailed {
+    ///     child: Some("watcher".into()),
+    ///     message: "peer closed".into(),
+    /// };
+    /// assert_eq!(reason.child_name(), Some("watcher"));
+    /// ```
     pub fn child_name(&self) -> Option<&str> {
         match self.origin() {
             CancelReason::ChildFailed { child, .. } | CancelReason::ChildPanicked { child, .. } => {

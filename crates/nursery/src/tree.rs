@@ -496,4 +496,58 @@ mod tests {
         drop(leaf_token);
         assert!(nodes.iter().all(|n| n.live() == 0));
     }
+
+    /// Recomputes invariant 1 from scratch for `nodes` (all quiescent).
+    fn formula_holds(nodes: &[Arc<Node>]) -> bool {
+        nodes.iter().all(|n| {
+            let inner = lock(&n.inner);
+            let expected = n.own_reason.get().is_some()
+                || (!inner.shield && inner.parent.as_ref().is_some_and(|p| p.is_cancelled()));
+            n.is_cancelled() == expected
+        })
+    }
+
+    #[test]
+    fn racing_cancels_shields_and_attaches_converge() {
+        use std::sync::Barrier;
+        for round in 0..200u64 {
+            // A small tree: 0 is the root, node i hangs under (i - 1) / 2.
+            let mut nodes: Vec<Arc<Node>> = Vec::new();
+            for i in 0..15usize {
+                let node = Node::new(NodeKind::Scope, None);
+                node.attach(if i == 0 { None } else { Some(&nodes[(i - 1) / 2]) });
+                nodes.push(node);
+            }
+            let barrier = Arc::new(Barrier::new(4));
+            let late: Vec<Arc<Node>> = (0..8).map(|_| Node::new(NodeKind::Child, None)).collect();
+            std::thread::scope(|s| {
+                let (nodes, late) = (&nodes, &late);
+                let b = barrier.clone();
+                s.spawn(move || {
+                    b.wait();
+                    nodes[(round % 7) as usize].cancel(CancelReason::Deadline);
+                });
+                let b = barrier.clone();
+                s.spawn(move || {
+                    b.wait();
+                    for i in [1usize, 2, 5] {
+                        nodes[i].set_shield(true);
+                    }
+                    nodes[2].set_shield(false);
+                });
+                let b = barrier.clone();
+                s.spawn(move || {
+                    b.wait();
+                    for (i, node) in late.iter().enumerate() {
+                        node.attach(Some(&nodes[7 + i]));
+                    }
+                });
+                barrier.wait();
+                nodes[0].cancel(CancelReason::explicit(None));
+            });
+            let all: Vec<Arc<Node>> = nodes.iter().chain(late.iter()).cloned().collect();
+            assert!(formula_holds(&all), "round {round}: cached bits disagree with the formula");
+        }
+    }
 }
+
