@@ -515,7 +515,11 @@ mod tests {
             let mut nodes: Vec<Arc<Node>> = Vec::new();
             for i in 0..15usize {
                 let node = Node::new(NodeKind::Scope, None);
-                node.attach(if i == 0 { None } else { Some(&nodes[(i - 1) / 2]) });
+                node.attach(if i == 0 {
+                    None
+                } else {
+                    Some(&nodes[(i - 1) / 2])
+                });
                 nodes.push(node);
             }
             let barrier = Arc::new(Barrier::new(4));
@@ -546,8 +550,10 @@ mod tests {
                 nodes[0].cancel(CancelReason::explicit(None));
             });
             let all: Vec<Arc<Node>> = nodes.iter().chain(late.iter()).cloned().collect();
-            assert!(formula_holds(&all), "round {round}: cached bits disagree with the formula");
+            assert!(
+                formula_holds(&all),
+                "round {round}: cached bits disagree with the formula"
+            );
         }
     }
 }
-
