@@ -178,17 +178,18 @@ impl<T> ChildHandle<T> {
     }
 }
 
-/// Spawns `fut` as a child of the nursery. `Err(fut)` if the nursery is closed (the caller drops
-/// it unpolled).
-pub(crate) fn spawn<E, T, F>(
+/// Registers `fut` as a child of the nursery and wraps it in its runner. `Err(fut)` if the
+/// nursery is closed (the caller drops it unpolled). `Ok((handle, None))` if the nursery's
+/// children are already cancelled: the future was dropped without being polled (rule 3).
+#[allow(clippy::type_complexity)]
+pub(crate) fn prepare<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
     fut: F,
-) -> Result<ChildHandle<T>, F>
+) -> Result<(ChildHandle<T>, Option<ChildTask<E, F>>), F>
 where
     E: std::fmt::Display + Send + 'static,
-    T: Send + 'static,
-    F: Future<Output = Result<T, E>> + Send + 'static,
+    F: Future<Output = Result<T, E>>,
 {
     if !core.try_join() {
         return Err(fut);
@@ -200,12 +201,11 @@ where
         _value: PhantomData,
     };
     if node.is_cancelled() {
-        // Rule 3: a child spawned into a cancelled nursery is dropped without being polled.
         drop_reporting(core, &node, fut);
         core.mark_cancelled_inside();
         node.detach();
         core.leave();
-        return Ok(handle);
+        return Ok((handle, None));
     }
     let task = ChildTask {
         fut: Some(fut),
@@ -213,7 +213,24 @@ where
         core: Arc::clone(core),
         state: State::Running,
     };
-    drop(core.runtime.spawn(task));
+    Ok((handle, Some(task)))
+}
+
+/// Spawns `fut` as a child of the nursery on its own tokio task.
+pub(crate) fn spawn<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    fut: F,
+) -> Result<ChildHandle<T>, F>
+where
+    E: std::fmt::Display + Send + 'static,
+    T: Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+{
+    let (handle, task) = prepare(core, name, fut)?;
+    if let Some(task) = task {
+        drop(core.runtime.spawn(task));
+    }
     Ok(handle)
 }
 
@@ -227,8 +244,9 @@ where
     }
 }
 
+/// Drives one child: its state machine is shared by spawned and borrowing children.
 #[pin_project(PinnedDrop)]
-struct ChildTask<E, F>
+pub(crate) struct ChildTask<E, F>
 where
     E: std::fmt::Display + Send + 'static,
 {

@@ -1,8 +1,8 @@
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::borrowed::Incoming;
 use crate::child::{self, ChildHandle};
 use crate::core::Core;
 use crate::error::{CleanupTimedOut, Closed};
@@ -33,14 +33,14 @@ use crate::reason::CancelReason;
 /// ```
 pub struct Nursery<'env, E: fmt::Display + Send + 'static> {
     core: Arc<Core<E>>,
-    _env: PhantomData<fn(&'env ()) -> &'env ()>,
+    borrowed: Arc<Incoming<'env>>,
 }
 
 impl<E: fmt::Display + Send + 'static> Clone for Nursery<'_, E> {
     fn clone(&self) -> Self {
         Nursery {
             core: Arc::clone(&self.core),
-            _env: PhantomData,
+            borrowed: Arc::clone(&self.borrowed),
         }
     }
 }
@@ -52,11 +52,8 @@ impl<E: fmt::Display + Send + 'static> fmt::Debug for Nursery<'_, E> {
 }
 
 impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
-    pub(crate) fn new(core: Arc<Core<E>>) -> Self {
-        Nursery {
-            core,
-            _env: PhantomData,
-        }
+    pub(crate) fn new(core: Arc<Core<E>>, borrowed: Arc<Incoming<'env>>) -> Self {
+        Nursery { core, borrowed }
     }
 
     /// Spawns a child as its own tokio task (it runs in parallel on a multi-thread runtime).
@@ -113,6 +110,80 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     {
         match child::spawn(&self.core, name.clone(), fut) {
             Ok(handle) => handle,
+            Err(fut) => {
+                tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
+                drop(fut);
+                ChildHandle::rejected(name)
+            }
+        }
+    }
+
+    /// Spawns a child polled inside the nursery's own task: it may borrow from the caller's stack
+    /// (no `'static` bound), and it runs concurrently with the body but not in parallel (like
+    /// `FuturesUnordered` or moro). Failure, cancellation, panic and cleanup rules are those of
+    /// [`spawn`](Self::spawn); the nursery future stays `Send` when the child is.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let names = vec!["a", "b"]; // borrowed, not moved
+    /// let seen = Mutex::new(Vec::new());
+    /// let (names_ref, seen_ref) = (&names, &seen);
+    /// nursery::nursery(|n| async move {
+    ///     for name in names_ref {
+    ///         n.spawn_borrowing(async move {
+    ///             let seen = seen_ref;
+    ///             seen.lock().unwrap().push(*name);
+    ///             Ok::<_, std::io::Error>(())
+    ///         });
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(seen.into_inner().unwrap().len(), names.len());
+    /// # }
+    /// ```
+    pub fn spawn_borrowing<F>(&self, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        self.spawn_borrowing_inner(None, fut)
+    }
+
+    /// Like [`spawn_borrowing`](Self::spawn_borrowing), naming the child.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let limit = 3;
+    /// let out = nursery::nursery(|n| async move {
+    ///     n.spawn_borrowing_named("checker", async move {
+    ///         if limit > 2 { Err(format!("limit {limit} too high")) } else { Ok(()) }
+    ///     });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out.unwrap_err(), "limit 3 too high");
+    /// # }
+    /// ```
+    pub fn spawn_borrowing_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        self.spawn_borrowing_inner(Some(name.into()), fut)
+    }
+
+    fn spawn_borrowing_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        match child::prepare(&self.core, name.clone(), fut) {
+            Ok((handle, Some(task))) => {
+                self.borrowed.push(Box::pin(task));
+                handle
+            }
+            Ok((handle, None)) => handle,
             Err(fut) => {
                 tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
                 drop(fut);

@@ -64,6 +64,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod borrowed;
 mod builder;
 mod child;
 mod cleanup;

@@ -27,6 +27,7 @@ use std::time::Duration;
 use pin_project::{pin_project, pinned_drop};
 use tokio::runtime::Handle;
 
+use crate::borrowed::{BorrowedSet, Incoming};
 use crate::cleanup::CleanupRunner;
 use crate::context;
 use crate::core::{report_suppressed, Core, Source};
@@ -104,6 +105,7 @@ where
     token: Option<LiveToken>,
     value: Option<T>,
     cleanup: Option<CleanupRunner<E>>,
+    borrowed: Option<BorrowedSet<'env>>,
     phase: Phase,
     parked_under: Option<Arc<Node>>,
     _env: PhantomData<fn(&'env ()) -> &'env ()>,
@@ -122,6 +124,7 @@ where
             token: None,
             value: None,
             cleanup: None,
+            borrowed: None,
             phase: Phase::Init,
             parked_under: None,
             _env: PhantomData,
@@ -172,7 +175,9 @@ where
                     );
                     *this.token = LiveToken::on(parent.as_ref());
                     let init = this.init.take().expect("init is taken once");
-                    let handle = Nursery::new(Arc::clone(&core));
+                    let incoming = Incoming::new();
+                    let handle = Nursery::new(Arc::clone(&core), Arc::clone(&incoming));
+                    *this.borrowed = Some(BorrowedSet::new(incoming));
                     match panic::catch(|| init(handle)) {
                         Ok(body) => {
                             this.body.set(Some(body));
@@ -201,6 +206,7 @@ where
                     let polled = panic::catch(|| context::enter(&core.body, || body.poll(cx)));
                     match polled {
                         Ok(Poll::Pending) => {
+                            poll_borrowed(this.borrowed, cx);
                             if core.body.is_cancelled() {
                                 *this.phase = Phase::BodyUnwinding;
                                 if core.body.live() == 0 {
@@ -219,6 +225,7 @@ where
                 }
                 Phase::BodyDraining => {
                     let core = this.core.as_ref().expect("core exists after init");
+                    poll_borrowed(this.borrowed, cx);
                     core.body.register_owner(cx.waker());
                     if core.body.live() > 0 {
                         return Poll::Pending;
@@ -229,6 +236,7 @@ where
                 Phase::Children => {
                     let core = this.core.as_ref().expect("core exists after init");
                     core.register(cx.waker());
+                    poll_borrowed(this.borrowed, cx);
                     if !core.is_closed() {
                         return Poll::Pending;
                     }
@@ -289,6 +297,12 @@ where
     }
 }
 
+fn poll_borrowed(borrowed: &mut Option<BorrowedSet<'_>>, cx: &mut Context<'_>) {
+    if let Some(set) = borrowed {
+        set.poll(cx);
+    }
+}
+
 fn drop_body<Fut, E>(mut body: Pin<&mut Option<Fut>>, core: &Core<E>)
 where
     E: fmt::Display + Send + 'static,
@@ -320,6 +334,10 @@ where
                 panic = %panic::message(&payload),
                 "nursery body panicked while being dropped"
             );
+        }
+        // Borrowing children borrow the caller's stack: they go now, with the body.
+        if let Some(mut set) = this.borrowed.take() {
+            set.clear();
         }
         detach::finish(core, body_member, this.cleanup.take(), this.token.take());
     }

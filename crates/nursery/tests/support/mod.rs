@@ -80,7 +80,12 @@ impl Log {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.events.lock().unwrap().iter().map(|(e, _)| e.clone()).collect()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(e, _)| e.clone())
+            .collect()
     }
 
     /// When `event` was first logged.
