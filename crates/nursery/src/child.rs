@@ -196,6 +196,20 @@ where
     }
     let node = Node::new(NodeKind::Child, name);
     node.attach(Some(&core.group));
+    Ok(prepare_joined(core, node, fut, None))
+}
+
+/// `prepare` for a child that already joined the nursery and whose node is attached.
+pub(crate) fn prepare_joined<E, T, F>(
+    core: &Arc<Core<E>>,
+    node: Arc<Node>,
+    fut: F,
+    pre_start: Option<Arc<dyn PreStart<E>>>,
+) -> (ChildHandle<T>, Option<ChildTask<E, F>>)
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
     let handle = ChildHandle {
         node: Arc::clone(&node),
         _value: PhantomData,
@@ -204,16 +218,21 @@ where
         drop_reporting(core, &node, fut);
         core.mark_cancelled_inside();
         node.detach();
+        if let Some(pre_start) = pre_start {
+            pre_start.ended(true);
+        }
         core.leave();
-        return Ok((handle, None));
+        return (handle, None);
     }
     let task = ChildTask {
         fut: Some(fut),
         node,
         core: Arc::clone(core),
         state: State::Running,
+        pre_start,
+        dropped_by_cancel: false,
     };
-    Ok((handle, Some(task)))
+    (handle, Some(task))
 }
 
 /// Spawns `fut` as a child of the nursery on its own tokio task.
@@ -255,6 +274,19 @@ where
     node: Arc<Node>,
     core: Arc<Core<E>>,
     state: State,
+    /// Set for a child of `start` until it signals: its failures go to the caller.
+    pre_start: Option<Arc<dyn PreStart<E>>>,
+    dropped_by_cancel: bool,
+}
+
+/// Where a `start` child's outcome goes before it signals (see `start.rs`).
+pub(crate) trait PreStart<E>: Send + Sync {
+    /// Takes the failure if the child has not signalled yet; otherwise gives it back.
+    fn failed(&self, error: E) -> Option<E>;
+    /// Takes the panic if the child has not signalled yet; otherwise gives it back.
+    fn panicked(&self, payload: panic::Payload) -> Option<panic::Payload>;
+    /// The child left the nursery.
+    fn ended(&self, cancelled: bool);
 }
 
 impl<E, T, F> Future for ChildTask<E, F>
@@ -281,6 +313,7 @@ where
                                 .record_panic(payload, Source::Child(this.node.name().cloned()));
                         }
                         this.core.mark_cancelled_inside();
+                        *this.dropped_by_cancel = true;
                         *this.state = State::Draining;
                         continue;
                     }
@@ -299,8 +332,24 @@ where
                             return Poll::Pending;
                         }
                         Ok(Poll::Ready(Ok(_value))) => {}
-                        Ok(Poll::Ready(Err(error))) => this.core.fail(error, source()),
-                        Err(payload) => this.core.record_panic(payload, source()),
+                        Ok(Poll::Ready(Err(error))) => {
+                            let error = match this.pre_start {
+                                Some(pre_start) => pre_start.failed(error),
+                                None => Some(error),
+                            };
+                            if let Some(error) = error {
+                                this.core.fail(error, source());
+                            }
+                        }
+                        Err(payload) => {
+                            let payload = match this.pre_start {
+                                Some(pre_start) => pre_start.panicked(payload),
+                                None => Some(payload),
+                            };
+                            if let Some(payload) = payload {
+                                this.core.record_panic(payload, source());
+                            }
+                        }
                     }
                     let mut fut = this.fut.as_mut();
                     if let Err(payload) = panic::catch(|| fut.set(None)) {
@@ -315,6 +364,9 @@ where
                     }
                     *this.state = State::Done;
                     this.node.detach();
+                    if let Some(pre_start) = this.pre_start.take() {
+                        pre_start.ended(*this.dropped_by_cancel);
+                    }
                     this.core.leave();
                     return Poll::Ready(());
                 }
@@ -342,6 +394,9 @@ where
         }
         this.core.mark_cancelled_inside();
         this.node.detach();
+        if let Some(pre_start) = this.pre_start.take() {
+            pre_start.ended(true);
+        }
         this.core.leave();
     }
 }

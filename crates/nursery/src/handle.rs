@@ -7,6 +7,7 @@ use crate::child::{self, ChildHandle};
 use crate::core::Core;
 use crate::error::{CleanupTimedOut, Closed};
 use crate::reason::CancelReason;
+use crate::start::{Start, Started};
 
 /// The nursery as seen from its body: spawn children, defer cleanups, cancel the children.
 ///
@@ -190,6 +191,69 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
                 ChildHandle::rejected(name)
             }
         }
+    }
+
+    /// Starts a child and waits until it signals that it is ready (trio's `nursery.start`):
+    /// returns the value the child passes to [`Started::started`], while the child goes on in
+    /// the nursery.
+    ///
+    /// Before it signals, the child is governed by the *caller's* scopes: an error it returns
+    /// comes back from `start` as [`StartError::Failed`](crate::StartError::Failed) and does not
+    /// cancel the nursery; returning or dropping the signal unused is
+    /// [`StartError::NotStarted`](crate::StartError::NotStarted); a panic resumes from `start`.
+    /// A pending `start` keeps the nursery open. The typical use: bind a listener, signal its
+    /// address, then serve.
+    ///
+    /// ```
+    /// use tokio::net::TcpListener;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let addr = n
+    ///         .start(|task_status| async move {
+    ///             let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///             task_status.started(listener.local_addr()?);
+    ///             let (_socket, _) = listener.accept().await?; // serve one client
+    ///             Ok(())
+    ///         })
+    ///         .await
+    ///         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    ///     tokio::net::TcpStream::connect(addr).await?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), None, f)
+    }
+
+    /// Like [`start`](Self::start), naming the child.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let v = n.start_named("init", |s| async move { s.started(5); Ok(()) }).await.unwrap();
+    ///     assert_eq!(v, 5);
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start_named<V, F, Fut>(&self, name: impl Into<Arc<str>>, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), Some(name.into()), f)
     }
 
     /// Cancels every child, present and future (children spawned afterwards are dropped
@@ -394,6 +458,34 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         child::spawn(&self.core, Some(name.into()), fut).map_err(|_| Closed)
+    }
+
+    /// Starts a child, as [`Nursery::start`]; fails with
+    /// [`StartError::Closed`](crate::StartError::Closed) at once if the nursery has finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     let v = tokio::spawn(async move {
+    ///         h.start(|s| async move { s.started("ready"); Ok(()) }).await.unwrap()
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    ///     assert_eq!(v, "ready");
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), None, f)
     }
 
     /// Cancels every child, as [`Nursery::cancel`]; `Err(Closed)` once finished.

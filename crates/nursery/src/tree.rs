@@ -140,6 +140,34 @@ impl Node {
         }
     }
 
+    /// Moves the node under `new_parent` (`start`: from the caller's scope into the nursery) and
+    /// recomputes its bit and its subtree's from the new ancestry. Live structure inside the
+    /// node stays counted on the node itself; the caller transfers its own token.
+    pub(crate) fn reparent(self: &Arc<Self>, new_parent: &Arc<Node>) {
+        if self.is_finished() {
+            return;
+        }
+        let (old, key) = {
+            let mut inner = lock(&self.inner);
+            (inner.parent.take(), inner.key_in_parent)
+        };
+        if let Some(old) = old {
+            let removed = lock(&old.inner).children.try_remove(key);
+            drop(removed);
+        }
+        {
+            // Parent first, then child (invariant 3).
+            let mut p = lock(&new_parent.inner);
+            let key = p.children.insert(Arc::clone(self));
+            let mut inner = lock(&self.inner);
+            inner.parent = Some(Arc::clone(new_parent));
+            inner.key_in_parent = key;
+        }
+        // A propagation racing with the move recomputes from whichever parent it reads under the
+        // node's lock; this one recomputes from the new parent.
+        self.propagate_from_parent();
+    }
+
     /// Unlinks the node from its parent and marks it finished. Idempotent.
     pub(crate) fn detach(&self) {
         self.finished.store(true, SeqCst);
@@ -279,6 +307,10 @@ impl Node {
 
     /// Recomputes the bit of this node and, transitively, of every descendant whose bit changes
     /// (invariant 1). Iterative; holds one lock at a time; wakes outside locks.
+    fn propagate_from_parent(self: &Arc<Self>) {
+        self.propagate();
+    }
+
     fn propagate(self: &Arc<Self>) {
         let mut stack = vec![Arc::clone(self)];
         while let Some(node) = stack.pop() {
