@@ -44,7 +44,7 @@ use crate::tree::{LiveToken, Node, NodeKind};
 /// nursery::nursery(|n| async move {
 ///     let err = n
 ///         .start(|task_status: nursery::Started<u16>| async move {
-///             let _ = task_status; // never signalled: the bind failed first
+///             let _held = task_status; // never signalled: the bind failed first
 ///             Err("bind failed".to_string())
 ///         })
 ///         .await
