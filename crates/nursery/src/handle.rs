@@ -7,6 +7,7 @@ use crate::child::{self, ChildHandle};
 use crate::core::Core;
 use crate::error::{CleanupTimedOut, Closed};
 use crate::reason::CancelReason;
+use crate::scope::Cancelled;
 use crate::start::{Start, Started};
 
 /// The nursery as seen from its body: spawn children, defer cleanups, cancel the children.
@@ -351,6 +352,34 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
         self.core.group.cancel_called() || self.core.nursery.cancel_called()
     }
 
+    /// Completes when the nursery is cancelled: failing, cancelled from outside, or (with a
+    /// [grace period](crate::NurseryBuilder::grace)) draining. [`cancel`](Self::cancel), which
+    /// only cancels the children, does not fire it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only deregisters the waiter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async { Err("boom") });
+    ///     h.cancelled().await;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("boom"));
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled::new(self.core.watched())
+    }
+
     /// The nursery's name, if the builder gave it one.
     ///
     /// ```
@@ -584,6 +613,37 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// ```
     pub fn cancel_called(&self) -> bool {
         self.core.group.cancel_called() || self.core.nursery.cancel_called()
+    }
+
+    /// Completes when the nursery is cancelled, as [`Nursery::cancelled`]; usable as a
+    /// graceful-shutdown signal (`axum::serve(..).with_graceful_shutdown(async move {
+    /// handle.cancelled().await })`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only deregisters the waiter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async move {
+    ///         h.cancelled().await; // a shutdown signal for a server
+    ///         Ok(())
+    ///     });
+    ///     n.handle().fail("stop").unwrap();
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("stop"));
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled::new(self.core.watched())
     }
 
     /// Cleanups that exceeded the cleanup timeout so far (reported, not failures).

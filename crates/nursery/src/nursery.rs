@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use pin_project::{pin_project, pinned_drop};
 use tokio::runtime::Handle;
+use tokio::time::{Instant, Sleep};
 
 use crate::borrowed::{BorrowedSet, Incoming};
 use crate::cleanup::CleanupRunner;
@@ -36,7 +37,7 @@ use crate::error::Errors;
 use crate::handle::Nursery;
 use crate::panic;
 use crate::reason::CancelReason;
-use crate::run::check_parked;
+use crate::run::{check_parked, drain_deadline};
 use crate::tree::{LiveToken, Node};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,7 @@ enum Phase {
 pub(crate) struct Config {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) cleanup_timeout: Option<Duration>,
+    pub(crate) grace: Option<Duration>,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
         Config {
             name: None,
             cleanup_timeout: Some(Duration::from_secs(5)),
+            grace: None,
         }
     }
 }
@@ -101,6 +104,10 @@ where
     config: Config,
     #[pin]
     body: Option<Fut>,
+    /// Grace nurseries: the timer that ends the drain.
+    #[pin]
+    timer: Option<Sleep>,
+    armed: Option<Instant>,
     core: Option<Arc<Core<E>>>,
     token: Option<LiveToken>,
     value: Option<T>,
@@ -120,6 +127,8 @@ where
             init: Some(init),
             config,
             body: None,
+            timer: None,
+            armed: None,
             core: None,
             token: None,
             value: None,
@@ -154,6 +163,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        if let Some(core) = this.core.as_ref() {
+            if let (Some(scope), Some(gate)) = (&core.grace_scope, &core.gate) {
+                gate.register_owner(cx.waker());
+                if gate.deadline().is_some() {
+                    drain_deadline(this.timer.as_mut(), this.armed, scope, gate, cx);
+                }
+            }
+        }
         loop {
             match *this.phase {
                 Phase::Init => {
@@ -171,6 +188,7 @@ where
                         parent.as_ref(),
                         this.config.name.clone(),
                         this.config.cleanup_timeout,
+                        this.config.grace,
                         runtime,
                     );
                     *this.token = LiveToken::on(parent.as_ref());
@@ -262,7 +280,8 @@ where
                 Phase::Finish => {
                     let core = this.core.take().expect("core exists after init");
                     let outcome = core.finalize();
-                    let parent = core.nursery.parent();
+                    // The enclosing scope: above the grace scope, if there is one.
+                    let parent = core.grace_scope.as_ref().unwrap_or(&core.nursery).parent();
                     let cancelled_from_outside = core.nursery.is_cancelled();
                     *this.token = None;
                     core.detach_nodes();

@@ -341,7 +341,7 @@ pub(crate) fn check_deadline(
 
 /// While draining, the timer serves the gate's deadline; at it the gate cancels with the scope's
 /// own reason, so everything inside sees where the cancellation came from.
-fn drain_deadline(
+pub(crate) fn drain_deadline(
     mut timer: Pin<&mut Option<Sleep>>,
     armed: &mut Option<Instant>,
     node: &Arc<Node>,

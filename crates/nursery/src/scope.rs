@@ -396,10 +396,7 @@ impl CancelHandle {
     /// # }
     /// ```
     pub fn cancelled(&self) -> Cancelled<'_> {
-        Cancelled {
-            node: &self.node,
-            notified: self.node.waiters().notified(),
-        }
+        Cancelled::new(&self.node)
     }
 }
 
@@ -436,6 +433,15 @@ impl std::fmt::Debug for Cancelled<'_> {
         f.debug_struct("Cancelled")
             .field("node", &self.node)
             .finish()
+    }
+}
+
+impl<'a> Cancelled<'a> {
+    pub(crate) fn new(node: &'a Node) -> Self {
+        Cancelled {
+            node,
+            notified: node.waiters().notified(),
+        }
     }
 }
 

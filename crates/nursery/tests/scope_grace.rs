@@ -208,3 +208,108 @@ async fn children_see_the_drain_only_through_the_handle() {
     assert_eq!(t0.elapsed(), secs(2));
     assert_eq!(probe.count(), 1);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn grace_nursery_children_finish_on_their_own() {
+    let t0 = Instant::now();
+    let scope = CancelScope::new();
+    let trigger = scope.handle();
+    tokio::spawn(async move {
+        tokio::time::sleep(secs(1)).await;
+        trigger.cancel();
+    });
+    let out = scope
+        .run(
+            nursery::NurseryBuilder::new()
+                .grace(secs(5))
+                .run(|n| async move {
+                    let h = n.handle();
+                    n.spawn(async move {
+                        h.cancelled().await;
+                        tokio::time::sleep(secs(2)).await; // flush
+                        Ok::<_, TestError>(())
+                    });
+                    n.cancelled().await;
+                    Ok("drained")
+                }),
+        )
+        .await;
+    assert_eq!(
+        out,
+        Some(Ok("drained")),
+        "nothing inside was cancelled: the value comes back"
+    );
+    assert_eq!(t0.elapsed(), secs(3));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn grace_nursery_is_cancelled_hard_when_the_grace_ends() {
+    let t0 = Instant::now();
+    let probe = DropProbe::new();
+    let guard = probe.guard();
+    let cleanups = Counter::new();
+    let c = cleanups.clone();
+    let scope = CancelScope::new();
+    let h = scope.handle();
+    let out = scope
+        .run(
+            nursery::NurseryBuilder::new()
+                .grace(secs(2))
+                .run(|n| async move {
+                    n.defer(async move {
+                        c.hit();
+                        Ok(())
+                    });
+                    n.spawn(async move {
+                        let _guard = guard;
+                        std::future::pending::<()>().await;
+                        Ok::<_, TestError>(())
+                    });
+                    tokio::time::sleep(secs(1)).await;
+                    h.cancel();
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }),
+        )
+        .await;
+    assert_eq!(out, None);
+    assert_eq!(t0.elapsed(), secs(3));
+    assert_eq!(probe.count(), 1);
+    assert_eq!(cleanups.get(), 1);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn grace_nursery_under_an_expiring_deadline_gets_no_drain() {
+    let t0 = Instant::now();
+    let out = move_on_after(
+        secs(1),
+        nursery::NurseryBuilder::new()
+            .grace(secs(5))
+            .run(|n| async move {
+                n.cancelled().await;
+                tokio::time::sleep(secs(2)).await;
+                Ok::<_, TestError>(())
+            }),
+    )
+    .await;
+    assert_eq!(out, None, "the enclosing bound expired: hard at once");
+    assert_eq!(t0.elapsed(), secs(1));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn failure_inside_a_grace_nursery_cancels_at_once() {
+    let t0 = Instant::now();
+    let out = nursery::NurseryBuilder::new()
+        .grace(secs(10))
+        .run(|n| async move {
+            n.spawn(async {
+                tokio::time::sleep(secs(1)).await;
+                Err(TestError("fail"))
+            });
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
+    assert_eq!(out, Err(TestError("fail")));
+    assert_eq!(t0.elapsed(), secs(1));
+}
