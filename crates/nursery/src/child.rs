@@ -7,6 +7,7 @@
 //   Draining  - the future is gone; waiting for orphans adopted by the child's node.
 //   Done      - the child left the nursery.
 
+use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -17,6 +18,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use crate::context;
 use crate::core::{Core, Source};
+use crate::join::{Join, ValueSlot};
 use crate::panic;
 use crate::reason::CancelReason;
 use crate::tree::{Node, NodeKind};
@@ -53,6 +55,9 @@ enum State {
 /// ```
 pub struct ChildHandle<T = ()> {
     node: Arc<Node>,
+    /// A `ValueSlot<T>` for `spawn_returning` children, type-erased so the handle is
+    /// `Send + Sync + Clone` whatever `T` is.
+    value: Option<Arc<dyn Any + Send + Sync>>,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -60,6 +65,7 @@ impl<T> Clone for ChildHandle<T> {
     fn clone(&self) -> Self {
         ChildHandle {
             node: Arc::clone(&self.node),
+            value: self.value.clone(),
             _value: PhantomData,
         }
     }
@@ -76,6 +82,31 @@ impl<T> std::fmt::Debug for ChildHandle<T> {
 }
 
 impl<T> ChildHandle<T> {
+    /// Waits for the child and returns its `Ok` value (children from
+    /// [`Nursery::spawn_returning`](crate::Nursery::spawn_returning)); a [`JoinError`] says why
+    /// there is none. The child's error itself goes to the nursery, which returns or reports it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let sum = n.spawn_returning(async { Ok::<_, String>((1..=10).sum::<u32>()) });
+    ///     assert_eq!(sum.join().await, Ok(55));
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn join(self) -> Join<T>
+    where
+        T: Send + 'static,
+    {
+        let slot = self
+            .value
+            .and_then(|slot| slot.downcast::<ValueSlot<T>>().ok());
+        Join::new(slot, self.node)
+    }
+
     /// Cancels this child only; siblings and the body go on. No effect once it finished.
     ///
     /// ```
@@ -167,12 +198,31 @@ impl<T> ChildHandle<T> {
 }
 
 impl<T> ChildHandle<T> {
+    /// The same child, seen as returning `U`.
+    pub(crate) fn retype<U>(self) -> ChildHandle<U> {
+        ChildHandle {
+            node: self.node,
+            value: None,
+            _value: PhantomData,
+        }
+    }
+
+    /// Attaches the slot a `spawn_returning` child fills.
+    pub(crate) fn with_value(mut self, slot: Arc<ValueSlot<T>>) -> Self
+    where
+        T: Send + 'static,
+    {
+        self.value = Some(slot);
+        self
+    }
+
     /// A handle for a child refused by a closed nursery: already finished.
     pub(crate) fn rejected(name: Option<Arc<str>>) -> Self {
         let node = Node::new(NodeKind::Child, name);
         node.detach();
         ChildHandle {
             node,
+            value: None,
             _value: PhantomData,
         }
     }
@@ -212,6 +262,7 @@ where
 {
     let handle = ChildHandle {
         node: Arc::clone(&node),
+        value: None,
         _value: PhantomData,
     };
     if node.is_cancelled() {

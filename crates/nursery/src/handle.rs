@@ -6,6 +6,7 @@ use crate::borrowed::Incoming;
 use crate::child::{self, ChildHandle};
 use crate::core::Core;
 use crate::error::{CleanupTimedOut, Closed};
+use crate::join::{deliver, ValueSlot};
 use crate::reason::CancelReason;
 use crate::scope::Cancelled;
 use crate::start::{Start, Started};
@@ -104,6 +105,36 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         self.spawn_inner(Some(name.into()), fut)
+    }
+
+    /// Spawns a child that returns a value, as its own tokio task: await it with
+    /// [`ChildHandle::join`]. An error still fails the nursery, as with [`spawn`](Self::spawn).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let total = nursery::nursery(|n| async move {
+    ///     let parts: Vec<_> = (1..=3u32)
+    ///         .map(|i| n.spawn_returning(async move { Ok::<_, String>(i * 10) }))
+    ///         .collect();
+    ///     let mut total = 0;
+    ///     for part in parts {
+    ///         total += part.join().await.map_err(|e| e.to_string())?;
+    ///     }
+    ///     Ok(total)
+    /// })
+    /// .await;
+    /// assert_eq!(total, Ok(60));
+    /// # }
+    /// ```
+    pub fn spawn_returning<T, F>(&self, fut: F) -> ChildHandle<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let slot = ValueSlot::new();
+        self.spawn_inner(None, deliver(Arc::clone(&slot), fut))
+            .retype()
+            .with_value(slot)
     }
 
     fn spawn_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
