@@ -121,6 +121,38 @@ impl NurseryBuilder {
         self
     }
 
+    /// Gives the nursery a grace period for cancellation from outside: when an enclosing scope
+    /// cancels it, the body and children are not cancelled at once; they can observe
+    /// [`Nursery::cancelled`](crate::Nursery::cancelled) and finish on their own, and are
+    /// cancelled hard when the grace period (or an enclosing deadline) ends. Failures inside
+    /// the nursery still cancel at once. See [`CancelScope::with_grace`](crate::CancelScope::with_grace).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nursery::{CancelScope, NurseryBuilder};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let outer = CancelScope::new();
+    /// let shutdown = outer.handle();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     shutdown.cancel_with("SIGTERM"); // an explicit cancel drains; an expired deadline would not
+    /// });
+    /// let out = outer
+    ///     .run(NurseryBuilder::new().grace(Duration::from_secs(10)).run(|n| async move {
+    ///         n.cancelled().await; // the drain starts at 1 s
+    ///         tokio::time::sleep(Duration::from_millis(500)).await; // flush
+    ///         Ok::<_, std::io::Error>("flushed")
+    ///     }))
+    ///     .await;
+    /// assert_eq!(out.unwrap().unwrap(), "flushed");
+    /// # }
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.config.grace = Some(grace);
+        self
+    }
+
     /// Runs the nursery, as [`nursery`].
     ///
     /// ```

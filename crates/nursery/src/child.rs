@@ -7,6 +7,7 @@
 //   Draining  - the future is gone; waiting for orphans adopted by the child's node.
 //   Done      - the child left the nursery.
 
+use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -17,6 +18,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use crate::context;
 use crate::core::{Core, Source};
+use crate::join::{Join, ValueSlot};
 use crate::panic;
 use crate::reason::CancelReason;
 use crate::tree::{Node, NodeKind};
@@ -53,6 +55,9 @@ enum State {
 /// ```
 pub struct ChildHandle<T = ()> {
     node: Arc<Node>,
+    /// A `ValueSlot<T>` for `spawn_returning` children, type-erased so the handle is
+    /// `Send + Sync + Clone` whatever `T` is.
+    value: Option<Arc<dyn Any + Send + Sync>>,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -60,6 +65,7 @@ impl<T> Clone for ChildHandle<T> {
     fn clone(&self) -> Self {
         ChildHandle {
             node: Arc::clone(&self.node),
+            value: self.value.clone(),
             _value: PhantomData,
         }
     }
@@ -76,6 +82,31 @@ impl<T> std::fmt::Debug for ChildHandle<T> {
 }
 
 impl<T> ChildHandle<T> {
+    /// Waits for the child and returns its `Ok` value (children from
+    /// [`Nursery::spawn_returning`](crate::Nursery::spawn_returning)); a [`JoinError`] says why
+    /// there is none. The child's error itself goes to the nursery, which returns or reports it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let sum = n.spawn_returning(async { Ok::<_, String>((1..=10).sum::<u32>()) });
+    ///     assert_eq!(sum.join().await, Ok(55));
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn join(self) -> Join<T>
+    where
+        T: Send + 'static,
+    {
+        let slot = self
+            .value
+            .and_then(|slot| slot.downcast::<ValueSlot<T>>().ok());
+        Join::new(slot, self.node)
+    }
+
     /// Cancels this child only; siblings and the body go on. No effect once it finished.
     ///
     /// ```
@@ -167,19 +198,95 @@ impl<T> ChildHandle<T> {
 }
 
 impl<T> ChildHandle<T> {
+    /// The same child, seen as returning `U`.
+    pub(crate) fn retype<U>(self) -> ChildHandle<U> {
+        ChildHandle {
+            node: self.node,
+            value: None,
+            _value: PhantomData,
+        }
+    }
+
+    /// Attaches the slot a `spawn_returning` child fills.
+    pub(crate) fn with_value(mut self, slot: Arc<ValueSlot<T>>) -> Self
+    where
+        T: Send + 'static,
+    {
+        self.value = Some(slot);
+        self
+    }
+
     /// A handle for a child refused by a closed nursery: already finished.
     pub(crate) fn rejected(name: Option<Arc<str>>) -> Self {
         let node = Node::new(NodeKind::Child, name);
         node.detach();
         ChildHandle {
             node,
+            value: None,
             _value: PhantomData,
         }
     }
 }
 
-/// Spawns `fut` as a child of the nursery. `Err(fut)` if the nursery is closed (the caller drops
-/// it unpolled).
+/// Registers `fut` as a child of the nursery and wraps it in its runner. `Err(fut)` if the
+/// nursery is closed (the caller drops it unpolled). `Ok((handle, None))` if the nursery's
+/// children are already cancelled: the future was dropped without being polled (rule 3).
+#[allow(clippy::type_complexity)]
+pub(crate) fn prepare<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    fut: F,
+) -> Result<(ChildHandle<T>, Option<ChildTask<E, F>>), F>
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    if !core.try_join() {
+        return Err(fut);
+    }
+    let node = Node::new(NodeKind::Child, name);
+    node.attach(Some(&core.group));
+    Ok(prepare_joined(core, node, fut, None))
+}
+
+/// `prepare` for a child that already joined the nursery and whose node is attached.
+pub(crate) fn prepare_joined<E, T, F>(
+    core: &Arc<Core<E>>,
+    node: Arc<Node>,
+    fut: F,
+    pre_start: Option<Arc<dyn PreStart<E>>>,
+) -> (ChildHandle<T>, Option<ChildTask<E, F>>)
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    let handle = ChildHandle {
+        node: Arc::clone(&node),
+        value: None,
+        _value: PhantomData,
+    };
+    if node.is_cancelled() {
+        drop_reporting(core, &node, fut);
+        core.mark_cancelled_inside();
+        node.detach();
+        if let Some(pre_start) = pre_start {
+            pre_start.ended(true);
+        }
+        core.leave();
+        return (handle, None);
+    }
+    let task = ChildTask {
+        fut: Some(fut),
+        node,
+        core: Arc::clone(core),
+        state: State::Running,
+        pre_start,
+        dropped_by_cancel: false,
+    };
+    (handle, Some(task))
+}
+
+/// Spawns `fut` as a child of the nursery on its own tokio task.
 pub(crate) fn spawn<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
@@ -190,30 +297,10 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
-    if !core.try_join() {
-        return Err(fut);
+    let (handle, task) = prepare(core, name, fut)?;
+    if let Some(task) = task {
+        drop(core.runtime.spawn(task));
     }
-    let node = Node::new(NodeKind::Child, name);
-    node.attach(Some(&core.group));
-    let handle = ChildHandle {
-        node: Arc::clone(&node),
-        _value: PhantomData,
-    };
-    if node.is_cancelled() {
-        // Rule 3: a child spawned into a cancelled nursery is dropped without being polled.
-        drop_reporting(core, &node, fut);
-        core.mark_cancelled_inside();
-        node.detach();
-        core.leave();
-        return Ok(handle);
-    }
-    let task = ChildTask {
-        fut: Some(fut),
-        node,
-        core: Arc::clone(core),
-        state: State::Running,
-    };
-    drop(core.runtime.spawn(task));
     Ok(handle)
 }
 
@@ -227,8 +314,9 @@ where
     }
 }
 
+/// Drives one child: its state machine is shared by spawned and borrowing children.
 #[pin_project(PinnedDrop)]
-struct ChildTask<E, F>
+pub(crate) struct ChildTask<E, F>
 where
     E: std::fmt::Display + Send + 'static,
 {
@@ -237,6 +325,19 @@ where
     node: Arc<Node>,
     core: Arc<Core<E>>,
     state: State,
+    /// Set for a child of `start` until it signals: its failures go to the caller.
+    pre_start: Option<Arc<dyn PreStart<E>>>,
+    dropped_by_cancel: bool,
+}
+
+/// Where a `start` child's outcome goes before it signals (see `start.rs`).
+pub(crate) trait PreStart<E>: Send + Sync {
+    /// Takes the failure if the child has not signalled yet; otherwise gives it back.
+    fn failed(&self, error: E) -> Option<E>;
+    /// Takes the panic if the child has not signalled yet; otherwise gives it back.
+    fn panicked(&self, payload: panic::Payload) -> Option<panic::Payload>;
+    /// The child left the nursery.
+    fn ended(&self, cancelled: bool);
 }
 
 impl<E, T, F> Future for ChildTask<E, F>
@@ -263,6 +364,7 @@ where
                                 .record_panic(payload, Source::Child(this.node.name().cloned()));
                         }
                         this.core.mark_cancelled_inside();
+                        *this.dropped_by_cancel = true;
                         *this.state = State::Draining;
                         continue;
                     }
@@ -281,8 +383,24 @@ where
                             return Poll::Pending;
                         }
                         Ok(Poll::Ready(Ok(_value))) => {}
-                        Ok(Poll::Ready(Err(error))) => this.core.fail(error, source()),
-                        Err(payload) => this.core.record_panic(payload, source()),
+                        Ok(Poll::Ready(Err(error))) => {
+                            let error = match this.pre_start {
+                                Some(pre_start) => pre_start.failed(error),
+                                None => Some(error),
+                            };
+                            if let Some(error) = error {
+                                this.core.fail(error, source());
+                            }
+                        }
+                        Err(payload) => {
+                            let payload = match this.pre_start {
+                                Some(pre_start) => pre_start.panicked(payload),
+                                None => Some(payload),
+                            };
+                            if let Some(payload) = payload {
+                                this.core.record_panic(payload, source());
+                            }
+                        }
                     }
                     let mut fut = this.fut.as_mut();
                     if let Err(payload) = panic::catch(|| fut.set(None)) {
@@ -297,6 +415,9 @@ where
                     }
                     *this.state = State::Done;
                     this.node.detach();
+                    if let Some(pre_start) = this.pre_start.take() {
+                        pre_start.ended(*this.dropped_by_cancel);
+                    }
                     this.core.leave();
                     return Poll::Ready(());
                 }
@@ -324,6 +445,9 @@ where
         }
         this.core.mark_cancelled_inside();
         this.node.detach();
+        if let Some(pre_start) = this.pre_start.take() {
+            pre_start.ended(true);
+        }
         this.core.leave();
     }
 }

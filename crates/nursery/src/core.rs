@@ -38,6 +38,10 @@ pub(crate) enum Source {
 
 pub(crate) struct Core<E> {
     pub(crate) name: Option<Arc<str>>,
+    /// Grace nurseries only: the scope node that receives outside cancellation (and drains)...
+    pub(crate) grace_scope: Option<Arc<Node>>,
+    /// ...and the gate under it, above `nursery`, that cancels hard when the drain ends.
+    pub(crate) gate: Option<Arc<Node>>,
     /// Cancelled on failure, `fail`, or foreign drop; parent of `body` and `group`.
     pub(crate) nursery: Arc<Node>,
     /// The body runs under this node.
@@ -75,16 +79,30 @@ where
         parent: Option<&Arc<Node>>,
         name: Option<Arc<str>>,
         cleanup_timeout: Option<Duration>,
+        grace: Option<Duration>,
         runtime: Handle,
     ) -> Arc<Self> {
+        let (grace_scope, gate) = match grace {
+            Some(grace) => {
+                let scope = Node::new(NodeKind::Scope, name.clone());
+                scope.attach(parent);
+                let gate = Node::new(NodeKind::Gate, None);
+                gate.attach(Some(&scope));
+                scope.set_grace(grace, Arc::clone(&gate));
+                (Some(scope), Some(gate))
+            }
+            None => (None, None),
+        };
         let nursery = Node::new(NodeKind::Nursery, name.clone());
-        nursery.attach(parent);
+        nursery.attach(gate.as_ref().or(parent));
         let body = Node::new(NodeKind::Body, None);
         body.attach(Some(&nursery));
         let group = Node::new(NodeKind::Children, None);
         group.attach(Some(&nursery));
         Arc::new(Core {
             name,
+            grace_scope,
+            gate,
             nursery,
             body,
             group,
@@ -252,6 +270,16 @@ where
         self.group.detach();
         self.body.detach();
         self.nursery.detach();
+        if let (Some(gate), Some(scope)) = (&self.gate, &self.grace_scope) {
+            gate.detach();
+            scope.detach();
+        }
+    }
+
+    /// The node whose cancellation `cancelled()` reports: the grace scope (which fires when the
+    /// drain starts) or the nursery itself.
+    pub(crate) fn watched(&self) -> &Node {
+        self.grace_scope.as_deref().unwrap_or(&self.nursery)
     }
 }
 

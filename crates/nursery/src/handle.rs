@@ -1,12 +1,15 @@
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::borrowed::Incoming;
 use crate::child::{self, ChildHandle};
 use crate::core::Core;
 use crate::error::{CleanupTimedOut, Closed};
+use crate::join::{deliver, ValueSlot};
 use crate::reason::CancelReason;
+use crate::scope::Cancelled;
+use crate::start::{Start, Started};
 
 /// The nursery as seen from its body: spawn children, defer cleanups, cancel the children.
 ///
@@ -33,14 +36,14 @@ use crate::reason::CancelReason;
 /// ```
 pub struct Nursery<'env, E: fmt::Display + Send + 'static> {
     core: Arc<Core<E>>,
-    _env: PhantomData<fn(&'env ()) -> &'env ()>,
+    borrowed: Arc<Incoming<'env>>,
 }
 
 impl<E: fmt::Display + Send + 'static> Clone for Nursery<'_, E> {
     fn clone(&self) -> Self {
         Nursery {
             core: Arc::clone(&self.core),
-            _env: PhantomData,
+            borrowed: Arc::clone(&self.borrowed),
         }
     }
 }
@@ -52,11 +55,8 @@ impl<E: fmt::Display + Send + 'static> fmt::Debug for Nursery<'_, E> {
 }
 
 impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
-    pub(crate) fn new(core: Arc<Core<E>>) -> Self {
-        Nursery {
-            core,
-            _env: PhantomData,
-        }
+    pub(crate) fn new(core: Arc<Core<E>>, borrowed: Arc<Incoming<'env>>) -> Self {
+        Nursery { core, borrowed }
     }
 
     /// Spawns a child as its own tokio task (it runs in parallel on a multi-thread runtime).
@@ -107,6 +107,36 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
         self.spawn_inner(Some(name.into()), fut)
     }
 
+    /// Spawns a child that returns a value, as its own tokio task: await it with
+    /// [`ChildHandle::join`]. An error still fails the nursery, as with [`spawn`](Self::spawn).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let total = nursery::nursery(|n| async move {
+    ///     let parts: Vec<_> = (1..=3u32)
+    ///         .map(|i| n.spawn_returning(async move { Ok::<_, String>(i * 10) }))
+    ///         .collect();
+    ///     let mut total = 0;
+    ///     for part in parts {
+    ///         total += part.join().await.map_err(|e| e.to_string())?;
+    ///     }
+    ///     Ok(total)
+    /// })
+    /// .await;
+    /// assert_eq!(total, Ok(60));
+    /// # }
+    /// ```
+    pub fn spawn_returning<T, F>(&self, fut: F) -> ChildHandle<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let slot = ValueSlot::new();
+        self.spawn_inner(None, deliver(Arc::clone(&slot), fut))
+            .retype()
+            .with_value(slot)
+    }
+
     fn spawn_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
@@ -119,6 +149,143 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
                 ChildHandle::rejected(name)
             }
         }
+    }
+
+    /// Spawns a child polled inside the nursery's own task: it may borrow from the caller's stack
+    /// (no `'static` bound), and it runs concurrently with the body but not in parallel (like
+    /// `FuturesUnordered` or moro). Failure, cancellation, panic and cleanup rules are those of
+    /// [`spawn`](Self::spawn); the nursery future stays `Send` when the child is.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let names = vec!["a", "b"]; // borrowed, not moved
+    /// let seen = Mutex::new(Vec::new());
+    /// let (names_ref, seen_ref) = (&names, &seen);
+    /// nursery::nursery(|n| async move {
+    ///     for name in names_ref {
+    ///         n.spawn_borrowing(async move {
+    ///             let seen = seen_ref;
+    ///             seen.lock().unwrap().push(*name);
+    ///             Ok::<_, std::io::Error>(())
+    ///         });
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(seen.into_inner().unwrap().len(), names.len());
+    /// # }
+    /// ```
+    pub fn spawn_borrowing<F>(&self, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        self.spawn_borrowing_inner(None, fut)
+    }
+
+    /// Like [`spawn_borrowing`](Self::spawn_borrowing), naming the child.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let limit = 3;
+    /// let out = nursery::nursery(|n| async move {
+    ///     n.spawn_borrowing_named("checker", async move {
+    ///         if limit > 2 { Err(format!("limit {limit} too high")) } else { Ok(()) }
+    ///     });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out.unwrap_err(), "limit 3 too high");
+    /// # }
+    /// ```
+    pub fn spawn_borrowing_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        self.spawn_borrowing_inner(Some(name.into()), fut)
+    }
+
+    fn spawn_borrowing_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        match child::prepare(&self.core, name.clone(), fut) {
+            Ok((handle, Some(task))) => {
+                self.borrowed.push(Box::pin(task));
+                handle
+            }
+            Ok((handle, None)) => handle,
+            Err(fut) => {
+                tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
+                drop(fut);
+                ChildHandle::rejected(name)
+            }
+        }
+    }
+
+    /// Starts a child and waits until it signals that it is ready (trio's `nursery.start`):
+    /// returns the value the child passes to [`Started::started`], while the child goes on in
+    /// the nursery.
+    ///
+    /// Before it signals, the child is governed by the *caller's* scopes: an error it returns
+    /// comes back from `start` as [`StartError::Failed`](crate::StartError::Failed) and does not
+    /// cancel the nursery; returning or dropping the signal unused is
+    /// [`StartError::NotStarted`](crate::StartError::NotStarted); a panic resumes from `start`.
+    /// A pending `start` keeps the nursery open. The typical use: bind a listener, signal its
+    /// address, then serve.
+    ///
+    /// ```
+    /// use tokio::net::TcpListener;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let addr = n
+    ///         .start(|task_status| async move {
+    ///             let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///             task_status.started(listener.local_addr()?);
+    ///             let (_socket, _) = listener.accept().await?; // serve one client
+    ///             Ok(())
+    ///         })
+    ///         .await
+    ///         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    ///     tokio::net::TcpStream::connect(addr).await?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), None, f)
+    }
+
+    /// Like [`start`](Self::start), naming the child.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let v = n.start_named("init", |s| async move { s.started(5); Ok(()) }).await.unwrap();
+    ///     assert_eq!(v, 5);
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start_named<V, F, Fut>(&self, name: impl Into<Arc<str>>, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), Some(name.into()), f)
     }
 
     /// Cancels every child, present and future (children spawned afterwards are dropped
@@ -214,6 +381,34 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// ```
     pub fn cancel_called(&self) -> bool {
         self.core.group.cancel_called() || self.core.nursery.cancel_called()
+    }
+
+    /// Completes when the nursery is cancelled: failing, cancelled from outside, or (with a
+    /// [grace period](crate::NurseryBuilder::grace)) draining. [`cancel`](Self::cancel), which
+    /// only cancels the children, does not fire it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only deregisters the waiter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async { Err("boom") });
+    ///     h.cancelled().await;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("boom"));
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled::new(self.core.watched())
     }
 
     /// The nursery's name, if the builder gave it one.
@@ -325,6 +520,34 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
         child::spawn(&self.core, Some(name.into()), fut).map_err(|_| Closed)
     }
 
+    /// Starts a child, as [`Nursery::start`]; fails with
+    /// [`StartError::Closed`](crate::StartError::Closed) at once if the nursery has finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     let v = tokio::spawn(async move {
+    ///         h.start(|s| async move { s.started("ready"); Ok(()) }).await.unwrap()
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    ///     assert_eq!(v, "ready");
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), None, f)
+    }
+
     /// Cancels every child, as [`Nursery::cancel`]; `Err(Closed)` once finished.
     ///
     /// ```
@@ -421,6 +644,37 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// ```
     pub fn cancel_called(&self) -> bool {
         self.core.group.cancel_called() || self.core.nursery.cancel_called()
+    }
+
+    /// Completes when the nursery is cancelled, as [`Nursery::cancelled`]; usable as a
+    /// graceful-shutdown signal (`axum::serve(..).with_graceful_shutdown(async move {
+    /// handle.cancelled().await })`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only deregisters the waiter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async move {
+    ///         h.cancelled().await; // a shutdown signal for a server
+    ///         Ok(())
+    ///     });
+    ///     n.handle().fail("stop").unwrap();
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("stop"));
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled::new(self.core.watched())
     }
 
     /// Cleanups that exceeded the cleanup timeout so far (reported, not failures).

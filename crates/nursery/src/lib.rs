@@ -64,6 +64,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod borrowed;
 mod builder;
 mod child;
 mod cleanup;
@@ -72,12 +73,14 @@ mod core;
 mod detach;
 mod error;
 mod handle;
+mod join;
 mod nursery;
 mod panic;
 mod reason;
 mod resource;
 mod run;
 mod scope;
+mod start;
 mod time;
 mod timeout;
 mod tree;
@@ -86,10 +89,12 @@ pub use builder::{nursery, nursery_all, NurseryBuilder};
 pub use child::ChildHandle;
 pub use error::{CleanupTimedOut, Closed, Elapsed, Errors};
 pub use handle::{Nursery, NurseryHandle};
+pub use join::{Join, JoinError};
 pub use nursery::{NurseryAll, NurseryFuture};
 pub use reason::CancelReason;
 pub use resource::with_resource;
 pub use run::Run;
 pub use scope::{CancelHandle, CancelScope, Cancelled};
+pub use start::{Start, StartError, Started};
 pub use time::{checkpoint, current_deadline, sleep, sleep_until, Checkpoint, Sleep};
 pub use timeout::{fail_after, fail_at, move_on_after, move_on_at, shield, FailAfter, Shield};

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use pin_project::{pin_project, pinned_drop};
 use tokio::runtime::Handle;
+use tokio::time::{Instant, Sleep};
 
+use crate::borrowed::{BorrowedSet, Incoming};
 use crate::cleanup::CleanupRunner;
 use crate::context;
 use crate::core::{report_suppressed, Core, Source};
@@ -35,7 +37,7 @@ use crate::error::Errors;
 use crate::handle::Nursery;
 use crate::panic;
 use crate::reason::CancelReason;
-use crate::run::check_parked;
+use crate::run::{check_parked, drain_deadline};
 use crate::tree::{LiveToken, Node};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,7 @@ enum Phase {
 pub(crate) struct Config {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) cleanup_timeout: Option<Duration>,
+    pub(crate) grace: Option<Duration>,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
         Config {
             name: None,
             cleanup_timeout: Some(Duration::from_secs(5)),
+            grace: None,
         }
     }
 }
@@ -100,10 +104,15 @@ where
     config: Config,
     #[pin]
     body: Option<Fut>,
+    /// Grace nurseries: the timer that ends the drain.
+    #[pin]
+    timer: Option<Sleep>,
+    armed: Option<Instant>,
     core: Option<Arc<Core<E>>>,
     token: Option<LiveToken>,
     value: Option<T>,
     cleanup: Option<CleanupRunner<E>>,
+    borrowed: Option<BorrowedSet<'env>>,
     phase: Phase,
     parked_under: Option<Arc<Node>>,
     _env: PhantomData<fn(&'env ()) -> &'env ()>,
@@ -118,10 +127,13 @@ where
             init: Some(init),
             config,
             body: None,
+            timer: None,
+            armed: None,
             core: None,
             token: None,
             value: None,
             cleanup: None,
+            borrowed: None,
             phase: Phase::Init,
             parked_under: None,
             _env: PhantomData,
@@ -151,6 +163,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        if let Some(core) = this.core.as_ref() {
+            if let (Some(scope), Some(gate)) = (&core.grace_scope, &core.gate) {
+                gate.register_owner(cx.waker());
+                if gate.deadline().is_some() {
+                    drain_deadline(this.timer.as_mut(), this.armed, scope, gate, cx);
+                }
+            }
+        }
         loop {
             match *this.phase {
                 Phase::Init => {
@@ -168,11 +188,14 @@ where
                         parent.as_ref(),
                         this.config.name.clone(),
                         this.config.cleanup_timeout,
+                        this.config.grace,
                         runtime,
                     );
                     *this.token = LiveToken::on(parent.as_ref());
                     let init = this.init.take().expect("init is taken once");
-                    let handle = Nursery::new(Arc::clone(&core));
+                    let incoming = Incoming::new();
+                    let handle = Nursery::new(Arc::clone(&core), Arc::clone(&incoming));
+                    *this.borrowed = Some(BorrowedSet::new(incoming));
                     match panic::catch(|| init(handle)) {
                         Ok(body) => {
                             this.body.set(Some(body));
@@ -201,6 +224,7 @@ where
                     let polled = panic::catch(|| context::enter(&core.body, || body.poll(cx)));
                     match polled {
                         Ok(Poll::Pending) => {
+                            poll_borrowed(this.borrowed, cx);
                             if core.body.is_cancelled() {
                                 *this.phase = Phase::BodyUnwinding;
                                 if core.body.live() == 0 {
@@ -219,6 +243,7 @@ where
                 }
                 Phase::BodyDraining => {
                     let core = this.core.as_ref().expect("core exists after init");
+                    poll_borrowed(this.borrowed, cx);
                     core.body.register_owner(cx.waker());
                     if core.body.live() > 0 {
                         return Poll::Pending;
@@ -229,6 +254,7 @@ where
                 Phase::Children => {
                     let core = this.core.as_ref().expect("core exists after init");
                     core.register(cx.waker());
+                    poll_borrowed(this.borrowed, cx);
                     if !core.is_closed() {
                         return Poll::Pending;
                     }
@@ -254,7 +280,8 @@ where
                 Phase::Finish => {
                     let core = this.core.take().expect("core exists after init");
                     let outcome = core.finalize();
-                    let parent = core.nursery.parent();
+                    // The enclosing scope: above the grace scope, if there is one.
+                    let parent = core.grace_scope.as_ref().unwrap_or(&core.nursery).parent();
                     let cancelled_from_outside = core.nursery.is_cancelled();
                     *this.token = None;
                     core.detach_nodes();
@@ -289,6 +316,12 @@ where
     }
 }
 
+fn poll_borrowed(borrowed: &mut Option<BorrowedSet<'_>>, cx: &mut Context<'_>) {
+    if let Some(set) = borrowed {
+        set.poll(cx);
+    }
+}
+
 fn drop_body<Fut, E>(mut body: Pin<&mut Option<Fut>>, core: &Core<E>)
 where
     E: fmt::Display + Send + 'static,
@@ -320,6 +353,10 @@ where
                 panic = %panic::message(&payload),
                 "nursery body panicked while being dropped"
             );
+        }
+        // Borrowing children borrow the caller's stack: they go now, with the body.
+        if let Some(mut set) = this.borrowed.take() {
+            set.clear();
         }
         detach::finish(core, body_member, this.cleanup.take(), this.token.take());
     }

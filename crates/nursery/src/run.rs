@@ -2,7 +2,9 @@
 //
 // States, in order (each documented with when it is entered):
 //   Unpolled  - built, never polled; the node is not attached yet.
-//   Running   - attached; the body is polled under this scope's node.
+//   Running   - attached; the body is polled under this scope's node (under its gate node for
+//               a grace scope: once the scope is cancelled the gate drains until the grace
+//               period or an enclosing bound ends, then cancels hard).
 //   Unwinding - the node is effectively cancelled; the body is still polled, but only while live
 //               structure (nurseries, running scopes, adopted orphans) remains inside it.
 //   Draining  - the body completed; waiting for adopted orphans before returning its value.
@@ -21,7 +23,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::context;
 use crate::reason::CancelReason;
-use crate::tree::{LiveToken, Node};
+use crate::tree::{LiveToken, Node, NodeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -76,6 +78,9 @@ pub struct Run<F: Future> {
     value: Option<F::Output>,
     node: Arc<Node>,
     timeout: Option<Duration>,
+    grace: Option<Duration>,
+    /// Grace scopes only: the node the body runs under, shielded until the drain ends.
+    gate: Option<Arc<Node>>,
     state: State,
     /// Held while running: this scope is live structure of its parent.
     parent_token: Option<LiveToken>,
@@ -84,7 +89,12 @@ pub struct Run<F: Future> {
 }
 
 impl<F: Future> Run<F> {
-    pub(crate) fn new(node: Arc<Node>, timeout: Option<Duration>, body: F) -> Self {
+    pub(crate) fn new(
+        node: Arc<Node>,
+        timeout: Option<Duration>,
+        grace: Option<Duration>,
+        body: F,
+    ) -> Self {
         Run {
             body: Some(body),
             timer: None,
@@ -92,6 +102,8 @@ impl<F: Future> Run<F> {
             value: None,
             node,
             timeout,
+            grace,
+            gate: None,
             state: State::Unpolled,
             parent_token: None,
             parked_under: None,
@@ -167,13 +179,38 @@ impl<F: Future> Future for Run<F> {
                         *this.state = State::Done;
                         return Poll::Ready(None);
                     }
+                    if let Some(grace) = *this.grace {
+                        let gate = Node::new(NodeKind::Gate, None);
+                        gate.attach(Some(this.node));
+                        this.node.set_grace(grace, Arc::clone(&gate));
+                        *this.gate = Some(gate);
+                    }
                     *this.parent_token = LiveToken::on(parent.as_ref());
                     *this.state = State::Running;
                 }
                 State::Running => {
                     this.node.register_owner(cx.waker());
-                    check_deadline(this.timer.as_mut(), this.armed, this.node, cx);
-                    if this.node.is_cancelled() {
+                    match this.gate.as_ref() {
+                        Some(gate) => {
+                            gate.register_owner(cx.waker());
+                            // The drain starts in the tree, the moment the scope is cancelled.
+                            if gate.deadline().is_none() {
+                                check_deadline(this.timer.as_mut(), this.armed, this.node, cx);
+                            }
+                            if gate.deadline().is_some() {
+                                drain_deadline(
+                                    this.timer.as_mut(),
+                                    this.armed,
+                                    this.node,
+                                    gate,
+                                    cx,
+                                );
+                            }
+                        }
+                        None => check_deadline(this.timer.as_mut(), this.armed, this.node, cx),
+                    }
+                    let body_node = this.gate.as_ref().unwrap_or(this.node);
+                    if body_node.is_cancelled() {
                         *this.state = State::Unwinding;
                         continue;
                     }
@@ -182,29 +219,44 @@ impl<F: Future> Future for Run<F> {
                         .as_mut()
                         .as_pin_mut()
                         .expect("running scope has a body");
-                    match context::enter(this.node, || body.poll(cx)) {
+                    match context::enter(body_node, || body.poll(cx)) {
                         Poll::Ready(value) => {
                             *this.value = Some(value);
                             this.body.set(None);
                             *this.state = State::Draining;
                         }
                         // `cancel()` called synchronously inside the body takes effect at the
-                        // body's next suspension, which is now.
-                        Poll::Pending if this.node.is_cancelled() => *this.state = State::Unwinding,
+                        // body's next suspension, which is now (for a grace scope: its drain
+                        // starts now).
+                        Poll::Pending if body_node.is_cancelled() => *this.state = State::Unwinding,
+                        // A grace scope cancelled by its body: arm the drain's timer now.
+                        Poll::Pending if this.gate.is_some() && this.node.is_cancelled() => {
+                            if *this.armed == this.gate.as_ref().and_then(|g| g.deadline()) {
+                                return Poll::Pending;
+                            }
+                        }
                         Poll::Pending => return Poll::Pending,
                     }
                 }
                 State::Unwinding => {
                     this.node.register_owner(cx.waker());
-                    if this.node.live() == 0 {
+                    let body_node = this.gate.as_ref().unwrap_or(this.node);
+                    body_node.register_owner(cx.waker());
+                    if body_node.live() == 0 {
                         this.body.set(None);
                         this.timer.set(None);
                         if absorbs(this.node) {
                             this.node.set_caught();
+                            if let Some(gate) = this.gate.as_ref() {
+                                gate.detach();
+                            }
                             finish(this.node, this.parent_token, this.state);
                             return Poll::Ready(None);
                         }
                         *this.parked_under = this.node.parent();
+                        if let Some(gate) = this.gate.as_ref() {
+                            gate.detach();
+                        }
                         finish(this.node, this.parent_token, this.state);
                         *this.state = State::Parked;
                         return Poll::Pending;
@@ -214,23 +266,27 @@ impl<F: Future> Future for Run<F> {
                         .as_mut()
                         .as_pin_mut()
                         .expect("unwinding scope has a body");
-                    match context::enter(this.node, || body.poll(cx)) {
+                    match context::enter(body_node, || body.poll(cx)) {
                         // Rule 1: a body that completes while cancelled is returned.
                         Poll::Ready(value) => {
                             *this.value = Some(value);
                             this.body.set(None);
                             *this.state = State::Draining;
                         }
-                        Poll::Pending if this.node.live() == 0 => {}
+                        Poll::Pending if body_node.live() == 0 => {}
                         Poll::Pending => return Poll::Pending,
                     }
                 }
                 State::Draining => {
-                    this.node.register_owner(cx.waker());
-                    if this.node.live() > 0 {
+                    let body_node = this.gate.as_ref().unwrap_or(this.node);
+                    body_node.register_owner(cx.waker());
+                    if body_node.live() > 0 {
                         return Poll::Pending;
                     }
                     this.timer.set(None);
+                    if let Some(gate) = this.gate.as_ref() {
+                        gate.detach();
+                    }
                     finish(this.node, this.parent_token, this.state);
                     return Poll::Ready(this.value.take());
                 }
@@ -283,6 +339,39 @@ pub(crate) fn check_deadline(
     }
 }
 
+/// While draining, the timer serves the gate's deadline; at it the gate cancels with the scope's
+/// own reason, so everything inside sees where the cancellation came from.
+pub(crate) fn drain_deadline(
+    mut timer: Pin<&mut Option<Sleep>>,
+    armed: &mut Option<Instant>,
+    node: &Arc<Node>,
+    gate: &Arc<Node>,
+    cx: &mut Context<'_>,
+) {
+    let Some(hard_at) = gate.deadline() else {
+        return;
+    };
+    let mut expired = Instant::now() >= hard_at;
+    if !expired {
+        if *armed != Some(hard_at) {
+            match timer.as_mut().as_pin_mut() {
+                Some(sleep) => sleep.reset(hard_at),
+                None => timer.set(Some(tokio::time::sleep_until(hard_at))),
+            }
+            *armed = Some(hard_at);
+        }
+        expired = timer
+            .as_pin_mut()
+            .is_some_and(|sleep| sleep.poll(cx).is_ready());
+    }
+    if expired {
+        let reason = node
+            .effective_reason()
+            .unwrap_or_else(|| Arc::new(CancelReason::Deadline));
+        gate.cancel_shared(reason);
+    }
+}
+
 #[pinned_drop]
 impl<F: Future> PinnedDrop for Run<F> {
     fn drop(self: Pin<&mut Self>) {
@@ -291,7 +380,14 @@ impl<F: Future> PinnedDrop for Run<F> {
             // Dropped by foreign code while running: nested structure that cannot stop
             // synchronously keeps our parent waiting (it adopts the orphans).
             this.body.set(None);
-            this.node.stash_parent_token(token);
+            match this.gate.as_ref() {
+                // Orphans register on the gate; the scope's node holds nothing itself.
+                Some(gate) => gate.stash_parent_token(token),
+                None => this.node.stash_parent_token(token),
+            }
+        }
+        if let Some(gate) = this.gate.as_ref() {
+            gate.detach();
         }
         this.node.detach();
     }

@@ -48,6 +48,7 @@ use crate::tree::{Node, NodeKind};
 pub struct CancelScope {
     node: Arc<Node>,
     timeout: Option<Duration>,
+    grace: Option<Duration>,
 }
 
 impl Default for CancelScope {
@@ -68,6 +69,7 @@ impl CancelScope {
         CancelScope {
             node: Node::new(NodeKind::Scope, None),
             timeout: None,
+            grace: None,
         }
     }
 
@@ -129,6 +131,49 @@ impl CancelScope {
         self
     }
 
+    /// Gives the scope a grace period: when it is cancelled (its own cancellation or an enclosing
+    /// one), it first *drains* — [`CancelHandle::cancelled`] fires and
+    /// [`cancel_called`](CancelHandle::cancel_called) reports it, but nothing inside is cancelled
+    /// yet, so shutdown code can still use timeouts and nurseries — and cancels hard when the
+    /// grace period ends, or at once if an enclosing deadline has already passed (the drain never
+    /// outlives an enclosing bound). A body that finishes during the drain returns its value.
+    ///
+    /// Graceful shutdown of a server: stop accepting when `cancelled()` fires, let in-flight work
+    /// finish, and give up after the grace period.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nursery::CancelScope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let scope = CancelScope::new().with_grace(Duration::from_secs(5));
+    /// let shutdown = scope.handle();
+    /// let trigger = shutdown.clone();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     trigger.cancel_with("SIGTERM");
+    /// });
+    /// let served = scope
+    ///     .run(async {
+    ///         let mut served = 0;
+    ///         loop {
+    ///             tokio::select! {
+    ///                 _ = shutdown.cancelled() => break, // stop accepting
+    ///                 _ = tokio::time::sleep(Duration::from_millis(100)) => served += 1,
+    ///             }
+    ///         }
+    ///         tokio::time::sleep(Duration::from_secs(2)).await; // finish in-flight work
+    ///         served
+    ///     })
+    ///     .await;
+    /// assert_eq!(served, Some(10)); // finished within the grace period
+    /// # }
+    /// ```
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
     /// A handle to control this scope from anywhere (any task, any thread).
     ///
     /// ```
@@ -159,7 +204,7 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn run<F: IntoFuture>(self, body: F) -> Run<F::IntoFuture> {
-        Run::new(self.node, self.timeout, body.into_future())
+        Run::new(self.node, self.timeout, self.grace, body.into_future())
     }
 }
 
@@ -351,10 +396,7 @@ impl CancelHandle {
     /// # }
     /// ```
     pub fn cancelled(&self) -> Cancelled<'_> {
-        Cancelled {
-            node: &self.node,
-            notified: self.node.waiters().notified(),
-        }
+        Cancelled::new(&self.node)
     }
 }
 
@@ -391,6 +433,15 @@ impl std::fmt::Debug for Cancelled<'_> {
         f.debug_struct("Cancelled")
             .field("node", &self.node)
             .finish()
+    }
+}
+
+impl<'a> Cancelled<'a> {
+    pub(crate) fn new(node: &'a Node) -> Self {
+        Cancelled {
+            node,
+            notified: node.waiters().notified(),
+        }
     }
 }
 

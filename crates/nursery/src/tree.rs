@@ -22,7 +22,10 @@
 //  6. While attached, a child holds its parent strongly and the parent holds the child strongly;
 //     `detach` breaks both links when the owner ends, so finished scopes never form chains.
 //     `Drop` walks any remaining parent chain iteratively, so depth never grows the stack.
-//  7. `live` counts live structure inside the node's body (nested nurseries, running scopes,
+//  7. A `Gate` node (grace periods) is attached shielded; effective-deadline lookups pass through
+//     it while it has no deadline of its own, and stop at it once draining set one (that deadline
+//     already includes every enclosing bound).
+//  8. `live` counts live structure inside the node's body (nested nurseries, running scopes,
 //     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
 //     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
 //     not a recursion.
@@ -46,6 +49,9 @@ pub(crate) enum NodeKind {
     Body,
     Children,
     Child,
+    /// The inner node of a grace scope: blocks cancellation like a shield until its own (hard)
+    /// cancellation, but deadlines are looked up through it.
+    Gate,
 }
 
 pub(crate) struct Node {
@@ -65,6 +71,8 @@ pub(crate) struct Node {
     waiters: Notify,
     own_reason: OnceLock<Arc<CancelReason>>,
     inherited_reason: OnceLock<Arc<CancelReason>>,
+    /// Grace scopes: the grace period and the gate node whose deadline the drain sets.
+    grace: OnceLock<(std::time::Duration, Arc<Node>)>,
     /// A token for the parent, held after the owner was dropped with live structure left.
     stashed: Mutex<Option<LiveToken>>,
     inner: Mutex<Inner>,
@@ -86,6 +94,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Node {
     pub(crate) fn new(kind: NodeKind, name: Option<Arc<str>>) -> Arc<Node> {
+        let shield = kind == NodeKind::Gate;
         Arc::new(Node {
             kind,
             name,
@@ -97,12 +106,13 @@ impl Node {
             waiters: Notify::new(),
             own_reason: OnceLock::new(),
             inherited_reason: OnceLock::new(),
+            grace: OnceLock::new(),
             stashed: Mutex::new(None),
             inner: Mutex::new(Inner {
                 parent: None,
                 key_in_parent: 0,
                 children: Slab::new(),
-                shield: false,
+                shield,
                 deadline: None,
             }),
         })
@@ -138,6 +148,34 @@ impl Node {
         if inherited || self.own_reason.get().is_some() {
             self.cancelled.store(true, SeqCst);
         }
+    }
+
+    /// Moves the node under `new_parent` (`start`: from the caller's scope into the nursery) and
+    /// recomputes its bit and its subtree's from the new ancestry. Live structure inside the
+    /// node stays counted on the node itself; the caller transfers its own token.
+    pub(crate) fn reparent(self: &Arc<Self>, new_parent: &Arc<Node>) {
+        if self.is_finished() {
+            return;
+        }
+        let (old, key) = {
+            let mut inner = lock(&self.inner);
+            (inner.parent.take(), inner.key_in_parent)
+        };
+        if let Some(old) = old {
+            let removed = lock(&old.inner).children.try_remove(key);
+            drop(removed);
+        }
+        {
+            // Parent first, then child (invariant 3).
+            let mut p = lock(&new_parent.inner);
+            let key = p.children.insert(Arc::clone(self));
+            let mut inner = lock(&self.inner);
+            inner.parent = Some(Arc::clone(new_parent));
+            inner.key_in_parent = key;
+        }
+        // A propagation racing with the move recomputes from whichever parent it reads under the
+        // node's lock; this one recomputes from the new parent.
+        self.propagate_from_parent();
     }
 
     /// Unlinks the node from its parent and marks it finished. Idempotent.
@@ -207,7 +245,12 @@ impl Node {
     /// Requests this node's own cancellation. Returns `false` if it was already requested or the
     /// node has finished (a finished scope ignores `cancel`).
     pub(crate) fn cancel(self: &Arc<Self>, reason: CancelReason) -> bool {
-        if self.is_finished() || self.own_reason.set(Arc::new(reason)).is_err() {
+        self.cancel_shared(Arc::new(reason))
+    }
+
+    /// `cancel` with a reason shared with another node (a grace gate reuses its scope's reason).
+    pub(crate) fn cancel_shared(self: &Arc<Self>, reason: Arc<CancelReason>) -> bool {
+        if self.is_finished() || self.own_reason.set(reason).is_err() {
             return false;
         }
         self.propagate();
@@ -248,6 +291,35 @@ impl Node {
         self.owner.wake();
     }
 
+    /// Makes this node a grace scope draining through `gate` (set once, at the first poll).
+    pub(crate) fn set_grace(&self, grace: std::time::Duration, gate: Arc<Node>) {
+        let _ = self.grace.set((grace, gate));
+        if self.is_cancelled() {
+            self.start_drain();
+        }
+    }
+
+    /// Starts the drain of a grace scope the moment it is cancelled: the gate gets a deadline at
+    /// the end of the grace period, or at the nearest enclosing deadline if that comes first
+    /// (already passed, if that is what cancelled us: then the drain ends at once). Idempotent.
+    fn start_drain(&self) {
+        let Some((grace, gate)) = self.grace.get() else {
+            return;
+        };
+        if gate.deadline().is_some() || gate.is_finished() {
+            return;
+        }
+        let own_end = Instant::now().checked_add(*grace);
+        let bound = self.parent().and_then(|p| p.deadline_bound());
+        let hard_at = earliest_of(own_end, bound);
+        let mut inner = lock(&gate.inner);
+        if inner.deadline.is_none() {
+            inner.deadline = hard_at;
+        }
+        drop(inner);
+        gate.owner.wake();
+    }
+
     /// The parent link as it is now.
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
         lock(&self.inner).parent.clone()
@@ -262,23 +334,46 @@ impl Node {
             if node.is_cancelled() {
                 return Some(now);
             }
-            let (deadline, shield, parent) = {
-                let inner = lock(&node.inner);
-                (inner.deadline, inner.shield, inner.parent.clone())
-            };
-            earliest = match (earliest, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let (deadline, stop, parent) = node.deadline_step();
+            earliest = earliest_of(earliest, deadline);
             match parent {
-                Some(p) if !shield => node = p,
+                Some(p) if !stop => node = p,
                 _ => return earliest,
             }
         }
     }
 
+    /// The earliest deadline from this node up to the nearest shield, ignoring cancellation: the
+    /// bound a grace period may not outlive.
+    pub(crate) fn deadline_bound(self: &Arc<Self>) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut node = Arc::clone(self);
+        loop {
+            let (deadline, stop, parent) = node.deadline_step();
+            earliest = earliest_of(earliest, deadline);
+            match parent {
+                Some(p) if !stop => node = p,
+                _ => return earliest,
+            }
+        }
+    }
+
+    /// This node's deadline, whether a deadline walk stops here (invariant 7), and the parent.
+    fn deadline_step(&self) -> (Option<Instant>, bool, Option<Arc<Node>>) {
+        let inner = lock(&self.inner);
+        let stop = match self.kind {
+            NodeKind::Gate => inner.deadline.is_some(),
+            _ => inner.shield,
+        };
+        (inner.deadline, stop, inner.parent.clone())
+    }
+
     /// Recomputes the bit of this node and, transitively, of every descendant whose bit changes
     /// (invariant 1). Iterative; holds one lock at a time; wakes outside locks.
+    fn propagate_from_parent(self: &Arc<Self>) {
+        self.propagate();
+    }
+
     fn propagate(self: &Arc<Self>) {
         let mut stack = vec![Arc::clone(self)];
         while let Some(node) = stack.pop() {
@@ -304,6 +399,7 @@ impl Node {
                 stack.extend(inner.children.iter().map(|(_, c)| Arc::clone(c)));
             }
             if flipped_on {
+                node.start_drain();
                 node.owner.wake();
                 node.waiters.notify_waiters();
             }
@@ -332,6 +428,13 @@ impl Node {
             let token = lock(&self.stashed).take();
             drop(token);
         }
+    }
+}
+
+fn earliest_of(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
