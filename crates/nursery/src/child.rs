@@ -389,7 +389,7 @@ where
                                 None => Some(error),
                             };
                             if let Some(error) = error {
-                                this.core.fail(error, source());
+                                this.core.fail_member(error, source());
                             }
                         }
                         Err(payload) => {

@@ -50,7 +50,7 @@ where
         match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(Some(Ok(())))) => {}
-            Ok(Poll::Ready(Some(Err(error)))) => this.core.fail(error, Source::Cleanup),
+            Ok(Poll::Ready(Some(Err(error)))) => this.core.fail_member(error, Source::Cleanup),
             Ok(Poll::Ready(None)) => this.core.record_cleanup_timeout(),
             Err(payload) => this.core.record_panic(payload, Source::Cleanup),
         }

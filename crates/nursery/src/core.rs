@@ -167,35 +167,45 @@ where
         self.cancelled_inside.load(SeqCst)
     }
 
-    /// Records a failure; the first one cancels the nursery (first reason wins in the node).
-    pub(crate) fn fail(&self, error: E, source: Source) {
+    /// Records a failure; the first one cancels the nursery with a reason naming it. `Err(error)`
+    /// once the outcome was taken (the caller reports it): an accepted failure is never lost.
+    pub(crate) fn fail(&self, error: E, source: Source) -> Result<(), E> {
         // Render outside the lock: `Display` is user code.
-        let message = (!self.nursery.cancel_called()).then(|| error.to_string());
-        let accepted = {
+        let message = error.to_string();
+        let first = {
             let mut state = self.state();
             if state.finalized {
-                Err(error)
-            } else {
-                state.errors.push(error);
-                Ok(())
+                return Err(error);
             }
+            // Decided under the lock, so the reason always names `errors[0]`.
+            let first = state.errors.is_empty() && state.panic.is_none();
+            state.errors.push(error);
+            first
         };
-        if let Err(error) = accepted {
-            tracing::error!(nursery = ?self.name, %error, "failure after the nursery finished");
-            return;
-        }
-        if let Some(message) = message {
+        if first {
             self.nursery.cancel(reason(source, message));
+        }
+        Ok(())
+    }
+
+    /// `fail` for failures of the nursery's own members, which always happen before the outcome
+    /// is taken; reported rather than dropped should that ever not hold.
+    pub(crate) fn fail_member(&self, error: E, source: Source) {
+        if let Err(error) = self.fail(error, source) {
+            tracing::error!(nursery = ?self.name, %error, "failure after the nursery finished");
         }
     }
 
     /// `NurseryHandle::fail`: refused once the body and every child are done.
     pub(crate) fn fail_from_handle(&self, error: E) -> Result<(), Closed> {
         if self.is_closed() {
+            tracing::error!(nursery = ?self.name, %error, "fail() on a closed nursery");
             return Err(Closed);
         }
-        self.fail(error, Source::Handle);
-        Ok(())
+        self.fail(error, Source::Handle).map_err(|error| {
+            tracing::error!(nursery = ?self.name, %error, "fail() on a closed nursery");
+            Closed
+        })
     }
 
     /// Records a panic; the first one is re-raised when the nursery completes.

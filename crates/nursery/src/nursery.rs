@@ -235,7 +235,7 @@ where
                         }
                         // Rule 1: a value or error reached while unwinding is kept.
                         Ok(Poll::Ready(Ok(value))) => *this.value = Some(value),
-                        Ok(Poll::Ready(Err(error))) => core.fail(error, Source::Body),
+                        Ok(Poll::Ready(Err(error))) => core.fail_member(error, Source::Body),
                         Err(payload) => core.record_panic(payload, Source::Body),
                     }
                     drop_body(this.body.as_mut(), core);
