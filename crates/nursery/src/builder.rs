@@ -9,8 +9,12 @@ use crate::nursery::{Config, NurseryAll, NurseryFuture};
 /// Opens a nursery: runs `body` with a [`Nursery`] handle, and completes when the body and every
 /// child have completed and every deferred cleanup has run (trio's `open_nursery`).
 ///
-/// See [`NurseryFuture`] for the outcome rules, and [`NurseryBuilder`] to set a name or the
-/// cleanup timeout.
+/// See [`NurseryFuture`] for the outcome rules, and [`NurseryBuilder`] to set a name, a grace
+/// period or the cleanup timeout.
+///
+/// `body` is called right away, to build the body's future; that future is first polled when
+/// the nursery is. (Calling it early is what keeps nursery futures `Send` inside other
+/// combinators.)
 ///
 /// # Examples
 ///
@@ -33,7 +37,7 @@ use crate::nursery::{Config, NurseryAll, NurseryFuture};
 /// assert_eq!(start.elapsed(), Duration::from_millis(200));
 /// # }
 /// ```
-pub fn nursery<'env, T, E, F, Fut>(body: F) -> NurseryFuture<'env, T, E, F, Fut>
+pub fn nursery<'env, T, E, F, Fut>(body: F) -> NurseryFuture<'env, T, E, Fut>
 where
     F: FnOnce(Nursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -58,7 +62,7 @@ where
 /// assert_eq!(errors.into_vec(), ["first", "second"]);
 /// # }
 /// ```
-pub fn nursery_all<'env, T, E, F, Fut>(body: F) -> NurseryAll<'env, T, E, F, Fut>
+pub fn nursery_all<'env, T, E, F, Fut>(body: F) -> NurseryAll<'env, T, E, Fut>
 where
     F: FnOnce(Nursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -161,7 +165,7 @@ impl NurseryBuilder {
     /// assert_eq!(out, Ok(1));
     /// # }
     /// ```
-    pub fn run<'env, T, E, F, Fut>(self, body: F) -> NurseryFuture<'env, T, E, F, Fut>
+    pub fn run<'env, T, E, F, Fut>(self, body: F) -> NurseryFuture<'env, T, E, Fut>
     where
         F: FnOnce(Nursery<'env, E>) -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -180,7 +184,7 @@ impl NurseryBuilder {
     /// assert_eq!(out.unwrap_err().len(), 1);
     /// # }
     /// ```
-    pub fn run_all<'env, T, E, F, Fut>(self, body: F) -> NurseryAll<'env, T, E, F, Fut>
+    pub fn run_all<'env, T, E, F, Fut>(self, body: F) -> NurseryAll<'env, T, E, Fut>
     where
         F: FnOnce(Nursery<'env, E>) -> Fut,
         Fut: Future<Output = Result<T, E>>,

@@ -299,7 +299,14 @@ where
 {
     let (handle, task) = prepare(core, name, fut)?;
     if let Some(task) = task {
-        drop(core.runtime.spawn(task));
+        match core.runtime() {
+            Some(runtime) => drop(runtime.spawn(task)),
+            // Outside any runtime: the task cannot run; dropping it leaves the nursery.
+            None => {
+                tracing::error!(nursery = ?core.name, "spawn outside a Tokio runtime: child dropped");
+                drop(task);
+            }
+        }
     }
     Ok(handle)
 }

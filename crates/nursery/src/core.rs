@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -48,7 +48,9 @@ pub(crate) struct Core<E> {
     pub(crate) body: Arc<Node>,
     /// Spawned children hang under this node; `Nursery::cancel` cancels it.
     pub(crate) group: Arc<Node>,
-    pub(crate) runtime: Handle,
+    /// The runtime children and the finisher are spawned on: captured when the nursery is built
+    /// inside a runtime, or at its first poll.
+    runtime: OnceLock<Handle>,
     pub(crate) cleanup_timeout: Option<Duration>,
     members: AtomicUsize,
     waker: AtomicWaker,
@@ -75,17 +77,16 @@ impl<E> Core<E>
 where
     E: fmt::Display + Send + 'static,
 {
+    /// Builds the nursery's nodes, linked to each other but not yet to an enclosing scope: that
+    /// happens at the first poll (`attach`), where the enclosing scope becomes known.
     pub(crate) fn new(
-        parent: Option<&Arc<Node>>,
         name: Option<Arc<str>>,
         cleanup_timeout: Option<Duration>,
         grace: Option<Duration>,
-        runtime: Handle,
     ) -> Arc<Self> {
         let (grace_scope, gate) = match grace {
             Some(grace) => {
                 let scope = Node::new(NodeKind::Scope, name.clone());
-                scope.attach(parent);
                 let gate = Node::new(NodeKind::Gate, None);
                 gate.attach(Some(&scope));
                 scope.set_grace(grace, Arc::clone(&gate));
@@ -94,11 +95,15 @@ where
             None => (None, None),
         };
         let nursery = Node::new(NodeKind::Nursery, name.clone());
-        nursery.attach(gate.as_ref().or(parent));
+        nursery.attach(gate.as_ref());
         let body = Node::new(NodeKind::Body, None);
         body.attach(Some(&nursery));
         let group = Node::new(NodeKind::Children, None);
         group.attach(Some(&nursery));
+        let runtime = OnceLock::new();
+        if let Ok(handle) = Handle::try_current() {
+            let _ = runtime.set(handle);
+        }
         Arc::new(Core {
             name,
             grace_scope,
@@ -119,6 +124,29 @@ where
                 finalized: false,
             }),
         })
+    }
+
+    /// The outermost node: the grace scope, or the nursery node.
+    pub(crate) fn top(&self) -> &Arc<Node> {
+        self.grace_scope.as_ref().unwrap_or(&self.nursery)
+    }
+
+    /// Links the nursery under the enclosing scope (first poll) and recomputes the cancellation
+    /// of everything already inside it.
+    pub(crate) fn attach(&self, parent: Option<&Arc<Node>>) {
+        self.top().reattach(parent);
+        if let Ok(handle) = Handle::try_current() {
+            let _ = self.runtime.set(handle);
+        }
+    }
+
+    /// The runtime to spawn on: the one captured, else the current one.
+    pub(crate) fn runtime(&self) -> Option<Handle> {
+        if let Some(handle) = self.runtime.get() {
+            return Some(handle.clone());
+        }
+        let handle = Handle::try_current().ok()?;
+        Some(self.runtime.get_or_init(|| handle).clone())
     }
 
     fn state(&self) -> MutexGuard<'_, State<E>> {
@@ -248,6 +276,10 @@ where
         Ok(())
     }
 
+    pub(crate) fn has_cleanups(&self) -> bool {
+        !self.state().cleanups.is_empty()
+    }
+
     /// The most recently registered cleanup not run yet.
     pub(crate) fn pop_cleanup(&self) -> Option<CleanupFuture<E>> {
         self.state().cleanups.pop()
@@ -289,7 +321,7 @@ where
     /// The node whose cancellation `cancelled()` reports: the grace scope (which fires when the
     /// drain starts) or the nursery itself.
     pub(crate) fn watched(&self) -> &Node {
-        self.grace_scope.as_deref().unwrap_or(&self.nursery)
+        self.top()
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) fn finish<E>(
 ) where
     E: std::fmt::Display + Send + 'static,
 {
-    let runtime = core.runtime.clone();
+    let runtime = core.runtime();
     let finisher = Finisher {
         core,
         body_member,
@@ -38,8 +38,12 @@ pub(crate) fn finish<E>(
         token,
         done: false,
     };
-    // On a runtime that is shutting down the task is dropped at once; `Finisher::drop` reports.
-    drop(runtime.spawn(finisher.run()));
+    // On a runtime that is shutting down the task is dropped at once, and without a runtime it
+    // cannot be spawned at all; either way `Finisher::drop` reports.
+    match runtime {
+        Some(runtime) => drop(runtime.spawn(finisher.run())),
+        None => drop(finisher),
+    }
 }
 
 impl<E: std::fmt::Display + Send + 'static> Finisher<E> {

@@ -80,7 +80,8 @@ enum SlotState<T> {
     Waiting,
     Value(T),
     Failed,
-    Gone,
+    /// Dropped without a value; `true` if by a panic unwinding through it.
+    Gone(bool),
     Taken,
 }
 
@@ -141,7 +142,7 @@ struct SettleOnDrop<T>(Arc<ValueSlot<T>>);
 
 impl<T> Drop for SettleOnDrop<T> {
     fn drop(&mut self) {
-        self.0.settle(SlotState::Gone);
+        self.0.settle(SlotState::Gone(std::thread::panicking()));
     }
 }
 
@@ -210,8 +211,8 @@ impl<T> Future for Join<T> {
             }
             SlotState::Value(value) => Poll::Ready(Ok(value)),
             SlotState::Failed => Poll::Ready(Err(JoinError::Failed)),
-            SlotState::Gone if self.node.is_cancelled() => Poll::Ready(Err(cancelled(&self.node))),
-            SlotState::Gone => Poll::Ready(Err(JoinError::Panicked)),
+            SlotState::Gone(true) => Poll::Ready(Err(JoinError::Panicked)),
+            SlotState::Gone(false) => Poll::Ready(Err(cancelled(&self.node))),
             SlotState::Taken => Poll::Ready(Err(JoinError::AlreadyJoined)),
         }
     }

@@ -1,7 +1,8 @@
 // The nursery future.
 //
 // Phases, in order (each entered once):
-//   Init          - built, never polled; the body closure has not been called.
+//   Init          - built (the body closure was called, its future not yet polled); the
+//                   nodes are not linked to an enclosing scope yet.
 //   Body          - the body is polled under the body node.
 //   BodyUnwinding - the body node is cancelled; the body is polled only while live structure
 //                   remains inside it, then dropped.
@@ -9,8 +10,9 @@
 //   Children      - the body left; waiting until every child has left (the nursery is closed).
 //   Cleanups      - running deferred cleanups, last registered first, one at a time.
 //   Finish        - taking the outcome (transient, inside one poll).
-//   Parked        - cancelled from outside with something cancelled inside (rule 2), or first
-//                   polled inside a cancelled scope (rule 3): never completes.
+//   Parked        - cancelled from outside with something cancelled inside (rule 2; this
+//                   includes being first polled inside a cancelled scope, rule 3: the body is
+//                   then dropped without being polled): never completes.
 //   Done          - returned.
 //
 // The live token on the parent is held from the first poll until Finish (or handed to the
@@ -25,7 +27,6 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use pin_project::{pin_project, pinned_drop};
-use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 
 use crate::borrowed::{BorrowedSet, Incoming};
@@ -96,11 +97,10 @@ impl Default for Config {
 /// ```
 #[pin_project(PinnedDrop)]
 #[must_use = "a nursery does nothing unless awaited"]
-pub struct NurseryAll<'env, T, E, F, Fut>
+pub struct NurseryAll<'env, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
 {
-    init: Option<F>,
     config: Config,
     #[pin]
     body: Option<Fut>,
@@ -118,22 +118,30 @@ where
     _env: PhantomData<fn(&'env ()) -> &'env ()>,
 }
 
-impl<'env, T, E, F, Fut> NurseryAll<'env, T, E, F, Fut>
+impl<'env, T, E, Fut> NurseryAll<'env, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
 {
-    pub(crate) fn new(config: Config, init: F) -> Self {
+    /// Calls the body closure now, so the future's type holds only the body's future: a
+    /// `FnOnce(Nursery<'env, E>)` bound on the `Future` impl would make rustc fail to prove
+    /// `Send` for futures that contain this one ("FnOnce is not general enough").
+    pub(crate) fn new<F>(config: Config, init: F) -> Self
+    where
+        F: FnOnce(Nursery<'env, E>) -> Fut,
+    {
+        let core = Core::new(config.name.clone(), config.cleanup_timeout, config.grace);
+        let incoming = Incoming::new();
+        let body = init(Nursery::new(Arc::clone(&core), Arc::clone(&incoming)));
         NurseryAll {
-            init: Some(init),
             config,
-            body: None,
+            body: Some(body),
             timer: None,
             armed: None,
-            core: None,
+            core: Some(core),
             token: None,
             value: None,
             cleanup: None,
-            borrowed: None,
+            borrowed: Some(BorrowedSet::new(incoming)),
             phase: Phase::Init,
             parked_under: None,
             _env: PhantomData,
@@ -141,7 +149,7 @@ where
     }
 }
 
-impl<T, E, F, Fut> fmt::Debug for NurseryAll<'_, T, E, F, Fut>
+impl<T, E, Fut> fmt::Debug for NurseryAll<'_, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
 {
@@ -153,10 +161,9 @@ where
     }
 }
 
-impl<'env, T, E, F, Fut> Future for NurseryAll<'env, T, E, F, Fut>
+impl<T, E, Fut> Future for NurseryAll<'_, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
-    F: FnOnce(Nursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     type Output = Result<T, Errors<E>>;
@@ -174,42 +181,20 @@ where
         loop {
             match *this.phase {
                 Phase::Init => {
+                    // Rule 3 falls out of the body phase: first polled inside a cancelled scope,
+                    // the body node is already cancelled, so the body is dropped unpolled (and
+                    // anything spawned while it was built unwinds before the nursery parks).
                     let parent = context::current();
-                    if parent.as_ref().is_some_and(|p| p.is_cancelled()) {
-                        // Rule 3: first polled inside a cancelled scope.
-                        *this.parked_under = parent;
-                        *this.phase = Phase::Parked;
-                        continue;
+                    let core = this.core.as_ref().expect("core exists until finished");
+                    core.attach(parent.as_ref());
+                    if core.runtime().is_none() {
+                        panic!("a nursery must be polled inside a Tokio runtime");
                     }
-                    let runtime = Handle::try_current().unwrap_or_else(|_| {
-                        panic!("a nursery must be polled inside a Tokio runtime")
-                    });
-                    let core = Core::new(
-                        parent.as_ref(),
-                        this.config.name.clone(),
-                        this.config.cleanup_timeout,
-                        this.config.grace,
-                        runtime,
-                    );
                     *this.token = LiveToken::on(parent.as_ref());
-                    let init = this.init.take().expect("init is taken once");
-                    let incoming = Incoming::new();
-                    let handle = Nursery::new(Arc::clone(&core), Arc::clone(&incoming));
-                    *this.borrowed = Some(BorrowedSet::new(incoming));
-                    match panic::catch(|| init(handle)) {
-                        Ok(body) => {
-                            this.body.set(Some(body));
-                            *this.phase = Phase::Body;
-                        }
-                        Err(payload) => {
-                            core.record_panic(payload, Source::Body);
-                            *this.phase = Phase::BodyDraining;
-                        }
-                    }
-                    *this.core = Some(core);
+                    *this.phase = Phase::Body;
                 }
                 Phase::Body | Phase::BodyUnwinding => {
-                    let core = this.core.as_ref().expect("core exists after init");
+                    let core = this.core.as_ref().expect("core exists until finished");
                     core.body.register_owner(cx.waker());
                     if core.body.is_cancelled() {
                         *this.phase = Phase::BodyUnwinding;
@@ -242,7 +227,7 @@ where
                     *this.phase = Phase::BodyDraining;
                 }
                 Phase::BodyDraining => {
-                    let core = this.core.as_ref().expect("core exists after init");
+                    let core = this.core.as_ref().expect("core exists until finished");
                     poll_borrowed(this.borrowed, cx);
                     core.body.register_owner(cx.waker());
                     if core.body.live() > 0 {
@@ -252,7 +237,7 @@ where
                     *this.phase = Phase::Children;
                 }
                 Phase::Children => {
-                    let core = this.core.as_ref().expect("core exists after init");
+                    let core = this.core.as_ref().expect("core exists until finished");
                     core.register(cx.waker());
                     poll_borrowed(this.borrowed, cx);
                     if !core.is_closed() {
@@ -261,7 +246,7 @@ where
                     *this.phase = Phase::Cleanups;
                 }
                 Phase::Cleanups => {
-                    let core = this.core.as_ref().expect("core exists after init");
+                    let core = this.core.as_ref().expect("core exists until finished");
                     if this.cleanup.is_none() {
                         match core.pop_cleanup() {
                             Some(cleanup) => {
@@ -278,7 +263,7 @@ where
                     *this.cleanup = None;
                 }
                 Phase::Finish => {
-                    let core = this.core.take().expect("core exists after init");
+                    let core = this.core.take().expect("core exists until finished");
                     let outcome = core.finalize();
                     // The enclosing scope: above the grace scope, if there is one.
                     let parent = core.grace_scope.as_ref().unwrap_or(&core.nursery).parent();
@@ -332,20 +317,35 @@ where
 }
 
 #[pinned_drop]
-impl<T, E, F, Fut> PinnedDrop for NurseryAll<'_, T, E, F, Fut>
+impl<T, E, Fut> PinnedDrop for NurseryAll<'_, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
 {
     fn drop(self: Pin<&mut Self>) {
         let mut this = self.project();
         let body_member = match *this.phase {
-            Phase::Body | Phase::BodyUnwinding | Phase::BodyDraining => true,
+            // Never polled: children spawned while the body was built must not be orphaned.
+            Phase::Init | Phase::Body | Phase::BodyUnwinding | Phase::BodyDraining => true,
             Phase::Children | Phase::Cleanups => false,
-            Phase::Init | Phase::Finish | Phase::Parked | Phase::Done => return,
+            Phase::Finish | Phase::Parked | Phase::Done => return,
         };
         // Dropped by foreign code (a timeout, a losing select! branch, an aborted task).
         let Some(core) = this.core.take() else { return };
         core.nursery.cancel(CancelReason::NurseryDropped);
+        if *this.phase == Phase::Init {
+            drop_body(this.body.as_mut(), &core);
+            if let Some(mut set) = this.borrowed.take() {
+                set.clear();
+            }
+            core.leave();
+            if core.is_closed() && !core.has_cleanups() {
+                // Never polled and nothing was started: nothing to finish.
+                core.detach_nodes();
+                return;
+            }
+            detach::finish(core, false, None, None);
+            return;
+        }
         let mut body = this.body.as_mut();
         if let Err(payload) = panic::catch(|| body.set(None)) {
             tracing::error!(
@@ -412,26 +412,29 @@ where
 /// ```
 #[pin_project]
 #[must_use = "a nursery does nothing unless awaited"]
-pub struct NurseryFuture<'env, T, E, F, Fut>
+pub struct NurseryFuture<'env, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
 {
     #[pin]
-    inner: NurseryAll<'env, T, E, F, Fut>,
+    inner: NurseryAll<'env, T, E, Fut>,
 }
 
-impl<'env, T, E, F, Fut> NurseryFuture<'env, T, E, F, Fut>
+impl<'env, T, E, Fut> NurseryFuture<'env, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
 {
-    pub(crate) fn new(config: Config, init: F) -> Self {
+    pub(crate) fn new<F>(config: Config, init: F) -> Self
+    where
+        F: FnOnce(Nursery<'env, E>) -> Fut,
+    {
         NurseryFuture {
             inner: NurseryAll::new(config, init),
         }
     }
 }
 
-impl<T, E, F, Fut> fmt::Debug for NurseryFuture<'_, T, E, F, Fut>
+impl<T, E, Fut> fmt::Debug for NurseryFuture<'_, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
 {
@@ -442,10 +445,9 @@ where
     }
 }
 
-impl<'env, T, E, F, Fut> Future for NurseryFuture<'env, T, E, F, Fut>
+impl<T, E, Fut> Future for NurseryFuture<'_, T, E, Fut>
 where
     E: fmt::Display + Send + 'static,
-    F: FnOnce(Nursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     type Output = Result<T, E>;

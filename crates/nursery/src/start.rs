@@ -396,7 +396,10 @@ where
                     let (_handle, task) =
                         child::prepare_joined(&this.core, node, fut, Some(pre_start));
                     if let Some(task) = task {
-                        drop(this.core.runtime.spawn(task));
+                        match this.core.runtime() {
+                            Some(runtime) => drop(runtime.spawn(task)),
+                            None => drop(task),
+                        }
                     }
                     this.state = StartState::Waiting(slot);
                 }

@@ -178,6 +178,15 @@ impl Node {
         self.propagate_from_parent();
     }
 
+    /// `attach` for a node that already has children: links it under `parent` and recomputes the
+    /// bits of its whole subtree.
+    pub(crate) fn reattach(self: &Arc<Self>, parent: Option<&Arc<Node>>) {
+        match parent {
+            Some(parent) => self.reparent(parent),
+            None => self.propagate(),
+        }
+    }
+
     /// Unlinks the node from its parent and marks it finished. Idempotent.
     pub(crate) fn detach(&self) {
         self.finished.store(true, SeqCst);

@@ -210,9 +210,11 @@ async fn c64_nursery_entered_inside_cancelled_scope() {
     let out = outer
         .run(async move {
             hc.cancel();
-            nursery(|_n| {
+            // The closure runs when the nursery future is built; rule 3 is about its future,
+            // which must never be polled.
+            nursery(|_n| async move {
                 b.hit();
-                async { Ok::<_, TestError>(1) }
+                Ok::<_, TestError>(1)
             })
             .await
         })

@@ -318,14 +318,14 @@ async fn c59_auto_traits() {
     assert_send(&waiter);
     drop(waiter);
 
-    let nf: NurseryFuture<'_, _, TestError, _, _> = nursery(|n| async move {
+    let nf: NurseryFuture<'_, _, TestError, _> = nursery(|n| async move {
         n.spawn(async { Ok(()) });
         n.defer(async { Ok(()) });
         sleep(ms(1)).await;
         Ok(n.handle())
     });
     assert_send(&nf);
-    let na: NurseryAll<'_, _, TestError, _, _> = nursery_all(|n| async move {
+    let na: NurseryAll<'_, _, TestError, _> = nursery_all(|n| async move {
         checkpoint().await;
         Ok(n.handle())
     });

@@ -69,9 +69,6 @@ async fn one_round(i: usize, actions: usize, pool: Vec<mpsc::Sender<Job>>) {
     let (runs, done, body) = (cleanups.clone(), children_done.clone(), body_done.clone());
     let cleanups_seen_by_canceller = cleanups.clone();
     let sh = scope_handle.clone();
-    // The nursery is awaited inside an async block, not passed to `run` directly: a spawned
-    // task holding `Run<NurseryFuture<..>>` does not compile (rustc cannot prove the
-    // higher-ranked `FnOnce` bound of the erased `'env` lifetime).
     let run = scope.run(async move {
         nursery(move |n| async move {
             n.defer(async move {
