@@ -83,7 +83,7 @@ impl<T> std::fmt::Debug for ChildHandle<T> {
 
 impl<T> ChildHandle<T> {
     /// Waits for the child and returns its `Ok` value (children from
-    /// [`Nursery::spawn_returning`](crate::Nursery::spawn_returning)); a [`JoinError`] says why
+    /// [`Nursery::spawn_returning`](crate::Nursery::spawn_returning)); a [`JoinError`](crate::JoinError) says why
     /// there is none. The child's error itself goes to the nursery, which returns or reports it.
     ///
     /// ```

@@ -23,23 +23,23 @@ async fn join_returns_the_child_value() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn join_of_a_failed_child_says_so_and_the_nursery_has_the_error() {
-    let out = nursery_all_errors(|n| async move {
-        let child = n.spawn_returning(async { Err::<u8, _>(TestError("x")) });
-        // The body is cancelled by the failure; join from a sibling instead.
-        let h = n.handle();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        h.spawn(async move {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let errors = nursery_all_errors(|n| async move {
+        let child = n.spawn_returning(async {
+            tokio::task::yield_now().await;
+            Err::<u8, _>(TestError("x"))
+        });
+        // The failure cancels the body; a sibling in a shield sees the join's answer.
+        n.spawn(async move {
             let _ = tx.send(nursery::shield(child.join()).await);
             Ok(())
-        })
-        .unwrap();
-        drop(h);
+        });
         std::future::pending::<()>().await;
-        let _ = rx;
         Ok(())
     })
     .await;
-    assert_eq!(out, vec![TestError("x")]);
+    assert_eq!(errors, vec![TestError("x")]);
+    assert_eq!(rx.await.unwrap(), Err(JoinError::Failed));
 }
 
 async fn nursery_all_errors<F, Fut>(body: F) -> Vec<TestError>
