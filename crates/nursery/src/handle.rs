@@ -137,6 +137,33 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
             .with_value(slot)
     }
 
+    /// Runs a blocking closure on tokio's blocking thread pool as a child of the nursery: the
+    /// nursery waits for it, and its error or panic is a failure like any other child's.
+    ///
+    /// A blocking closure cannot be interrupted: once it has started it runs to the end even if
+    /// the nursery is cancelled (the nursery then waits for it). If the child is cancelled before
+    /// the closure starts, the closure never runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     n.spawn_blocking(|| {
+    ///         let digest: u64 = (0..1_000u64).sum(); // CPU-bound or blocking I/O
+    ///         if digest == 499_500 { Ok(()) } else { Err("bad digest".to_string()) }
+    ///     });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(out.is_ok());
+    /// # }
+    /// ```
+    pub fn spawn_blocking<F>(&self, f: F) -> ChildHandle
+    where
+        F: FnOnce() -> Result<(), E> + Send + 'static,
+    {
+        self.spawn_inner(None, blocking(f))
+    }
+
     fn spawn_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
@@ -427,6 +454,31 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// ```
     pub fn name(&self) -> Option<&str> {
         self.core.name.as_deref()
+    }
+}
+
+/// The child future of `spawn_blocking`: the wait for the thread is shielded (a running closure
+/// cannot be stopped, so the nursery must wait for it), and the closure is skipped if the child
+/// was cancelled before a thread picked it up.
+fn blocking<E, F>(f: F) -> impl Future<Output = Result<(), E>> + Send + 'static
+where
+    E: fmt::Display + Send + 'static,
+    F: FnOnce() -> Result<(), E> + Send + 'static,
+{
+    async move {
+        let node = crate::context::current();
+        let job = move || match node {
+            Some(node) if node.is_cancelled() => Ok(()),
+            _ => f(),
+        };
+        match crate::timeout::shield(tokio::task::spawn_blocking(job)).await {
+            Ok(result) => result,
+            Err(join_error) => match join_error.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                // The runtime is shutting down: the closure will not run.
+                Err(_) => Ok(()),
+            },
+        }
     }
 }
 
