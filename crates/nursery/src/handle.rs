@@ -729,6 +729,27 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
         Cancelled::new(self.core.watched())
     }
 
+    /// A tokio-util `CancellationToken` cancelled when the nursery is cancelled (failing,
+    /// cancelled from outside, or draining), for libraries that take a token.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = nursery::nursery(|n| async move {
+    ///     let token = n.handle().cancellation_token();
+    ///     n.spawn(async move {
+    ///         token.cancelled().await; // e.g. handed to a server as its shutdown signal
+    ///         Ok(())
+    ///     });
+    ///     Err::<(), _>("stop")
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("stop"));
+    /// # }
+    /// ```
+    pub fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
+        self.core.watched().cancellation_token()
+    }
+
     /// Cleanups that exceeded the cleanup timeout so far (reported, not failures).
     ///
     /// ```

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use pin_project::{pin_project, pinned_drop};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::context;
 use crate::reason::CancelReason;
@@ -81,6 +82,9 @@ pub struct Run<F: Future> {
     grace: Option<Duration>,
     /// Grace scopes only: the node the body runs under, shielded until the drain ends.
     gate: Option<Arc<Node>>,
+    /// `with_cancellation_token`: the token, then the wait for it once running.
+    token: Option<CancellationToken>,
+    token_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     state: State,
     /// Held while running: this scope is live structure of its parent.
     parent_token: Option<LiveToken>,
@@ -93,6 +97,7 @@ impl<F: Future> Run<F> {
         node: Arc<Node>,
         timeout: Option<Duration>,
         grace: Option<Duration>,
+        token: Option<CancellationToken>,
         body: F,
     ) -> Self {
         Run {
@@ -104,6 +109,8 @@ impl<F: Future> Run<F> {
             timeout,
             grace,
             gate: None,
+            token,
+            token_wait: None,
             state: State::Unpolled,
             parent_token: None,
             parked_under: None,
@@ -171,6 +178,13 @@ impl<F: Future> Future for Run<F> {
                     if this.node.deadline().is_some_and(|d| d <= now) {
                         this.node.cancel(CancelReason::Deadline);
                     }
+                    if let Some(token) = this.token.take() {
+                        if token.is_cancelled() {
+                            this.node.cancel(token_reason());
+                        } else {
+                            *this.token_wait = Some(Box::pin(token.cancelled_owned()));
+                        }
+                    }
                     if this.node.cancel_called() {
                         // Rule 3: cancelled before it started: the body is never polled.
                         this.body.set(None);
@@ -190,6 +204,12 @@ impl<F: Future> Future for Run<F> {
                 }
                 State::Running => {
                     this.node.register_owner(cx.waker());
+                    if let Some(wait) = this.token_wait.as_mut() {
+                        if wait.as_mut().poll(cx).is_ready() {
+                            *this.token_wait = None;
+                            this.node.cancel(token_reason());
+                        }
+                    }
                     match this.gate.as_ref() {
                         Some(gate) => {
                             gate.register_owner(cx.waker());
@@ -298,6 +318,10 @@ impl<F: Future> Future for Run<F> {
             }
         }
     }
+}
+
+fn token_reason() -> CancelReason {
+    CancelReason::explicit(Some("its CancellationToken was cancelled".into()))
 }
 
 fn finish(node: &Node, parent_token: &mut Option<LiveToken>, state: &mut State) {

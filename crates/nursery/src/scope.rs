@@ -8,6 +8,7 @@ use std::time::Duration;
 use pin_project::pin_project;
 use tokio::sync::futures::Notified;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::reason::CancelReason;
 use crate::run::Run;
@@ -49,6 +50,7 @@ pub struct CancelScope {
     node: Arc<Node>,
     timeout: Option<Duration>,
     grace: Option<Duration>,
+    token: Option<CancellationToken>,
 }
 
 impl Default for CancelScope {
@@ -70,6 +72,7 @@ impl CancelScope {
             node: Node::new(NodeKind::Scope, None),
             timeout: None,
             grace: None,
+            token: None,
         }
     }
 
@@ -174,6 +177,30 @@ impl CancelScope {
         self
     }
 
+    /// Cancels the scope when `token` (tokio-util) is cancelled: code that already speaks
+    /// `CancellationToken` can stop a scope. A token already cancelled at the first poll
+    /// cancels the scope before its body is polled.
+    ///
+    /// ```
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let token = CancellationToken::new();
+    /// let scope = nursery::CancelScope::new().with_cancellation_token(token.clone());
+    /// let out = scope
+    ///     .run(async {
+    ///         token.cancel();
+    ///         std::future::pending::<()>().await
+    ///     })
+    ///     .await;
+    /// assert_eq!(out, None);
+    /// # }
+    /// ```
+    pub fn with_cancellation_token(mut self, token: CancellationToken) -> Self {
+        self.token = Some(token);
+        self
+    }
+
     /// A handle to control this scope from anywhere (any task, any thread).
     ///
     /// ```
@@ -204,7 +231,13 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn run<F: IntoFuture>(self, body: F) -> Run<F::IntoFuture> {
-        Run::new(self.node, self.timeout, self.grace, body.into_future())
+        Run::new(
+            self.node,
+            self.timeout,
+            self.grace,
+            self.token,
+            body.into_future(),
+        )
     }
 }
 
@@ -370,6 +403,23 @@ impl CancelHandle {
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
         self.node.public_reason()
+    }
+
+    /// A tokio-util `CancellationToken` cancelled when this scope is effectively cancelled
+    /// (for a grace scope: when its drain starts), for code that already speaks tokens. Tokens
+    /// are one-way: a later shield does not un-cancel it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = nursery::CancelScope::new();
+    /// let token = scope.handle().cancellation_token();
+    /// assert!(!token.is_cancelled());
+    /// scope.handle().cancel();
+    /// assert!(token.is_cancelled());
+    /// # }
+    /// ```
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.node.cancellation_token()
     }
 
     /// Completes when the scope is effectively cancelled (its own cancellation or an enclosing

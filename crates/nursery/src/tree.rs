@@ -38,6 +38,7 @@ use futures_util::task::AtomicWaker;
 use slab::Slab;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::reason::CancelReason;
 
@@ -71,6 +72,8 @@ pub(crate) struct Node {
     waiters: Notify,
     own_reason: OnceLock<Arc<CancelReason>>,
     inherited_reason: OnceLock<Arc<CancelReason>>,
+    /// A tokio-util token handed out by `cancellation_token`, cancelled with this node.
+    token: OnceLock<CancellationToken>,
     /// Grace scopes: the grace period and the gate node whose deadline the drain sets.
     grace: OnceLock<(std::time::Duration, Arc<Node>)>,
     /// A token for the parent, held after the owner was dropped with live structure left.
@@ -106,6 +109,7 @@ impl Node {
             waiters: Notify::new(),
             own_reason: OnceLock::new(),
             inherited_reason: OnceLock::new(),
+            token: OnceLock::new(),
             grace: OnceLock::new(),
             stashed: Mutex::new(None),
             inner: Mutex::new(Inner {
@@ -300,6 +304,18 @@ impl Node {
         self.owner.wake();
     }
 
+    /// A `CancellationToken` cancelled when this node is first effectively cancelled (or at once
+    /// if it already is). Shielding later does not un-cancel it: tokens are one-way.
+    pub(crate) fn cancellation_token(&self) -> CancellationToken {
+        let token = self.token.get_or_init(CancellationToken::new).clone();
+        // The bit is stored before `propagate` reads `token`: whichever of the two runs second
+        // sees the other's write.
+        if self.is_cancelled() {
+            token.cancel();
+        }
+        token
+    }
+
     /// Makes this node a grace scope draining through `gate` (set once, at the first poll).
     pub(crate) fn set_grace(&self, grace: std::time::Duration, gate: Arc<Node>) {
         let _ = self.grace.set((grace, gate));
@@ -409,6 +425,9 @@ impl Node {
             }
             if flipped_on {
                 node.start_drain();
+                if let Some(token) = node.token.get() {
+                    token.cancel();
+                }
                 node.owner.wake();
                 node.waiters.notify_waiters();
             }
