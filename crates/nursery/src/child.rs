@@ -275,6 +275,11 @@ where
         core.leave();
         return (handle, None);
     }
+    let span = tracing::debug_span!(
+        "child",
+        name = node.name().map_or("", |n| &**n),
+        nursery = core.name.as_deref().unwrap_or(""),
+    );
     let task = ChildTask {
         fut: Some(fut),
         node,
@@ -282,6 +287,7 @@ where
         state: State::Running,
         pre_start,
         dropped_by_cancel: false,
+        span,
     };
     (handle, Some(task))
 }
@@ -311,6 +317,11 @@ where
     Ok(handle)
 }
 
+fn reason_text(node: &Node) -> String {
+    node.public_reason()
+        .map_or_else(|| String::from("cancelled"), |r| r.to_string())
+}
+
 /// Drops a child's future, catching a panicking destructor.
 fn drop_reporting<E, F>(core: &Core<E>, node: &Node, fut: F)
 where
@@ -335,6 +346,8 @@ where
     /// Set for a child of `start` until it signals: its failures go to the caller.
     pre_start: Option<Arc<dyn PreStart<E>>>,
     dropped_by_cancel: bool,
+    /// Parented to the spawner's span, so logs show which code spawned the child.
+    span: tracing::Span,
 }
 
 /// Where a `start` child's outcome goes before it signals (see `start.rs`).
@@ -356,6 +369,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        let _entered = this.span.enter();
         loop {
             match *this.state {
                 State::Running | State::Unwinding => {
@@ -372,6 +386,7 @@ where
                         }
                         this.core.mark_cancelled_inside();
                         *this.dropped_by_cancel = true;
+                        tracing::debug!(reason = %reason_text(this.node), "child dropped by cancellation");
                         *this.state = State::Draining;
                         continue;
                     }

@@ -11,6 +11,7 @@ use crate::core::{CleanupFuture, Core, Source};
 use crate::panic;
 use crate::run::Run;
 use crate::scope::CancelScope;
+use crate::tree::NodeKind;
 
 pub(crate) struct CleanupRunner<E: 'static> {
     run: Option<Pin<Box<Run<CleanupFuture<E>>>>>,
@@ -22,7 +23,7 @@ where
     E: std::fmt::Display + Send + 'static,
 {
     pub(crate) fn new(core: &Arc<Core<E>>, cleanup: CleanupFuture<E>) -> Self {
-        let mut scope = CancelScope::new().with_shield(true);
+        let mut scope = CancelScope::of_kind(NodeKind::Cleanup).with_shield(true);
         if let Some(timeout) = core.cleanup_timeout {
             scope = scope.with_timeout(timeout);
         }

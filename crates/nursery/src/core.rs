@@ -211,7 +211,9 @@ where
             first
         };
         if first {
-            self.nursery.cancel(reason(source, message));
+            let reason = reason(source, message);
+            tracing::debug!(nursery = ?self.name, %reason, "nursery failing");
+            self.nursery.cancel(reason);
         }
         Ok(())
     }

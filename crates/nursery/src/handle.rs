@@ -460,25 +460,23 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
 /// The child future of `spawn_blocking`: the wait for the thread is shielded (a running closure
 /// cannot be stopped, so the nursery must wait for it), and the closure is skipped if the child
 /// was cancelled before a thread picked it up.
-fn blocking<E, F>(f: F) -> impl Future<Output = Result<(), E>> + Send + 'static
+async fn blocking<E, F>(f: F) -> Result<(), E>
 where
     E: fmt::Display + Send + 'static,
     F: FnOnce() -> Result<(), E> + Send + 'static,
 {
-    async move {
-        let node = crate::context::current();
-        let job = move || match node {
-            Some(node) if node.is_cancelled() => Ok(()),
-            _ => f(),
-        };
-        match crate::timeout::shield(tokio::task::spawn_blocking(job)).await {
-            Ok(result) => result,
-            Err(join_error) => match join_error.try_into_panic() {
-                Ok(payload) => std::panic::resume_unwind(payload),
-                // The runtime is shutting down: the closure will not run.
-                Err(_) => Ok(()),
-            },
-        }
+    let node = crate::context::current();
+    let job = move || match node {
+        Some(node) if node.is_cancelled() => Ok(()),
+        _ => f(),
+    };
+    match crate::timeout::shield(tokio::task::spawn_blocking(job)).await {
+        Ok(result) => result,
+        Err(join_error) => match join_error.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            // The runtime is shutting down: the closure will not run.
+            Err(_) => Ok(()),
+        },
     }
 }
 
@@ -748,6 +746,28 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// ```
     pub fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
         self.core.watched().cancellation_token()
+    }
+
+    /// Renders the nursery's live tree as text (see
+    /// [`render_current_tree`](crate::render_current_tree)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// nursery::NurseryBuilder::new()
+    ///     .name("pool")
+    ///     .run(|n| async move {
+    ///         n.spawn_named("worker", std::future::pending::<Result<(), String>>());
+    ///         let tree = n.handle().render_tree();
+    ///         assert_eq!(tree, "nursery \"pool\" [running]\n└─ child \"worker\" [running]\n");
+    ///         n.cancel();
+    ///         Ok::<_, String>(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn render_tree(&self) -> String {
+        crate::render::render(self.core.top())
     }
 
     /// Cleanups that exceeded the cleanup timeout so far (reported, not failures).

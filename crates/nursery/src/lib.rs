@@ -78,6 +78,7 @@ mod nursery;
 mod panic;
 mod race;
 mod reason;
+mod render;
 mod resource;
 mod run;
 mod scope;
@@ -98,5 +99,7 @@ pub use resource::with_resource;
 pub use run::Run;
 pub use scope::{CancelHandle, CancelScope, Cancelled};
 pub use start::{Start, StartError, Started};
-pub use time::{checkpoint, current_deadline, sleep, sleep_until, Checkpoint, Sleep};
+pub use time::{
+    checkpoint, current_deadline, render_current_tree, sleep, sleep_until, Checkpoint, Sleep,
+};
 pub use timeout::{fail_after, fail_at, move_on_after, move_on_at, shield, FailAfter, Shield};

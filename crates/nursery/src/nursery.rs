@@ -115,6 +115,8 @@ where
     borrowed: Option<BorrowedSet<'env>>,
     phase: Phase,
     parked_under: Option<Arc<Node>>,
+    /// Entered whenever the nursery is polled; children spawned from the body inherit it.
+    span: tracing::Span,
     _env: PhantomData<fn(&'env ()) -> &'env ()>,
 }
 
@@ -144,6 +146,7 @@ where
             borrowed: Some(BorrowedSet::new(incoming)),
             phase: Phase::Init,
             parked_under: None,
+            span: tracing::Span::none(),
             _env: PhantomData,
         }
     }
@@ -170,6 +173,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        if *this.phase == Phase::Init {
+            *this.span =
+                tracing::debug_span!("nursery", name = this.config.name.as_deref().unwrap_or(""));
+        }
+        let _entered = this.span.enter();
         if let Some(core) = this.core.as_ref() {
             if let (Some(scope), Some(gate)) = (&core.grace_scope, &core.gate) {
                 gate.register_owner(cx.waker());

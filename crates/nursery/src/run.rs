@@ -90,6 +90,8 @@ pub struct Run<F: Future> {
     parent_token: Option<LiveToken>,
     /// Kept while parked, to detect being polled after the absorbing scope ended.
     parked_under: Option<Arc<Node>>,
+    /// Created the first time the body suspends (scopes that complete at once cost nothing).
+    span: Option<tracing::Span>,
 }
 
 impl<F: Future> Run<F> {
@@ -114,6 +116,7 @@ impl<F: Future> Run<F> {
             state: State::Unpolled,
             parent_token: None,
             parked_under: None,
+            span: None,
         }
     }
 }
@@ -239,7 +242,16 @@ impl<F: Future> Future for Run<F> {
                         .as_mut()
                         .as_pin_mut()
                         .expect("running scope has a body");
-                    match context::enter(body_node, || body.poll(cx)) {
+                    let entered = this.span.as_ref().map(tracing::Span::enter);
+                    let polled = context::enter(body_node, || body.poll(cx));
+                    drop(entered);
+                    if polled.is_pending() && this.span.is_none() {
+                        *this.span = Some(tracing::debug_span!(
+                            "scope",
+                            name = this.node.name().map_or("", |n| &**n)
+                        ));
+                    }
+                    match polled {
                         Poll::Ready(value) => {
                             *this.value = Some(value);
                             this.body.set(None);
@@ -266,6 +278,11 @@ impl<F: Future> Future for Run<F> {
                         this.body.set(None);
                         this.timer.set(None);
                         if absorbs(this.node) {
+                            let _entered = this.span.as_ref().map(tracing::Span::enter);
+                            tracing::debug!(
+                                reason = %this.node.public_reason().map_or_else(String::new, |r| r.to_string()),
+                                "scope absorbed its cancellation"
+                            );
                             this.node.set_caught();
                             if let Some(gate) = this.gate.as_ref() {
                                 gate.detach();
@@ -286,6 +303,7 @@ impl<F: Future> Future for Run<F> {
                         .as_mut()
                         .as_pin_mut()
                         .expect("unwinding scope has a body");
+                    let _entered = this.span.as_ref().map(tracing::Span::enter);
                     match context::enter(body_node, || body.poll(cx)) {
                         // Rule 1: a body that completes while cancelled is returned.
                         Poll::Ready(value) => {

@@ -68,8 +68,13 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn new() -> Self {
+        Self::of_kind(NodeKind::Scope)
+    }
+
+    /// A scope whose node is of `kind` (cleanup scopes are rendered as such).
+    pub(crate) fn of_kind(kind: NodeKind) -> Self {
         CancelScope {
-            node: Node::new(NodeKind::Scope, None),
+            node: Node::new(kind, None),
             timeout: None,
             grace: None,
             token: None,
@@ -198,6 +203,20 @@ impl CancelScope {
     /// ```
     pub fn with_cancellation_token(mut self, token: CancellationToken) -> Self {
         self.token = Some(token);
+        self
+    }
+
+    /// Names the scope: the name appears in [`CancelHandle::render_tree`] and in the scope's
+    /// `tracing` span.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = nursery::CancelScope::new().with_name("request 42");
+    /// assert!(scope.handle().render_tree().starts_with("scope \"request 42\""));
+    /// # }
+    /// ```
+    pub fn with_name(self, name: impl Into<Arc<str>>) -> Self {
+        self.node.set_name(name.into());
         self
     }
 
@@ -403,6 +422,21 @@ impl CancelHandle {
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
         self.node.public_reason()
+    }
+
+    /// Renders the live tree below this scope as text: scopes, nurseries, children and cleanups,
+    /// each with its state (`running`, `draining`, `cancelling`, `finished`) and cancel reason.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = nursery::CancelScope::new().with_name("outer");
+    /// let h = scope.handle();
+    /// h.cancel_with("bye");
+    /// assert_eq!(h.render_tree(), "scope \"outer\" [cancelling: cancelled: bye]\n");
+    /// # }
+    /// ```
+    pub fn render_tree(&self) -> String {
+        crate::render::render(&self.node)
     }
 
     /// A tokio-util `CancellationToken` cancelled when this scope is effectively cancelled

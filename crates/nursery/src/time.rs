@@ -30,6 +30,31 @@ pub fn current_deadline() -> Option<Instant> {
     context::current().and_then(|node| node.effective_deadline(Instant::now()))
 }
 
+/// Renders the whole live tree the calling code runs in (from its outermost scope): scopes,
+/// nurseries, children and cleanups with their state and cancel reasons. For debugging.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// nursery::NurseryBuilder::new()
+///     .name("server")
+///     .run(|n| async move {
+///         n.spawn_named("accept", std::future::pending::<Result<(), String>>());
+///         println!("{}", nursery::render_current_tree());
+///         // nursery "server" [running]
+///         // └─ child "accept" [running]
+///         n.cancel();
+///         Ok::<_, String>(())
+///     })
+///     .await
+///     .unwrap();
+/// # }
+/// ```
+pub fn render_current_tree() -> String {
+    crate::render::render_current()
+}
+
 /// Yields to the scheduler once; never resumes in a cancelled context (the enclosing scope drops
 /// it instead). Use it in long computations to let cancellation in.
 ///

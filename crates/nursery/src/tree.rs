@@ -50,6 +50,8 @@ pub(crate) enum NodeKind {
     Body,
     Children,
     Child,
+    /// A deferred cleanup's shielded scope.
+    Cleanup,
     /// The inner node of a grace scope: blocks cancellation like a shield until its own (hard)
     /// cancellation, but deadlines are looked up through it.
     Gate,
@@ -57,7 +59,7 @@ pub(crate) enum NodeKind {
 
 pub(crate) struct Node {
     kind: NodeKind,
-    name: Option<Arc<str>>,
+    name: OnceLock<Arc<str>>,
     /// Effectively cancelled (invariant 1). Written under this node's lock, read anywhere.
     cancelled: AtomicBool,
     /// Set once the owner absorbed a cancellation (`cancelled_caught`).
@@ -98,9 +100,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Node {
     pub(crate) fn new(kind: NodeKind, name: Option<Arc<str>>) -> Arc<Node> {
         let shield = kind == NodeKind::Gate;
+        let name_cell = OnceLock::new();
+        if let Some(name) = name {
+            let _ = name_cell.set(name);
+        }
         Arc::new(Node {
             kind,
-            name,
+            name: name_cell,
             cancelled: AtomicBool::new(false),
             caught: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -123,7 +129,30 @@ impl Node {
     }
 
     pub(crate) fn name(&self) -> Option<&Arc<str>> {
-        self.name.as_ref()
+        self.name.get()
+    }
+
+    /// Names a node that has none yet (scopes are named after they are built).
+    pub(crate) fn set_name(&self, name: Arc<str>) {
+        let _ = self.name.set(name);
+    }
+
+    pub(crate) fn kind(&self) -> NodeKind {
+        self.kind
+    }
+
+    /// The attached children, in attach order (for rendering).
+    pub(crate) fn children(&self) -> Vec<Arc<Node>> {
+        lock(&self.inner)
+            .children
+            .iter()
+            .map(|(_, c)| Arc::clone(c))
+            .collect()
+    }
+
+    /// For a grace scope: its gate, whose deadline is set once the drain started.
+    pub(crate) fn grace_gate(&self) -> Option<&Arc<Node>> {
+        self.grace.get().map(|(_, gate)| gate)
     }
 
     /// Links this node under `parent` and computes its initial bit. Called once, by the owner's
@@ -470,7 +499,7 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("kind", &self.kind)
-            .field("name", &self.name)
+            .field("name", &self.name.get())
             .field("cancelled", &self.is_cancelled())
             .field("live", &self.live())
             .finish_non_exhaustive()

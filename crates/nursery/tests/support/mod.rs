@@ -126,17 +126,30 @@ pub fn secs(n: u64) -> Duration {
 }
 
 /// Captures `tracing` output of the current thread while the guard lives.
+///
+/// One global subscriber (installed once per test binary) writes into the buffer of whichever
+/// capture is active on the emitting thread. A global subscriber keeps callsite interest
+/// "enabled" process-wide; scoped subscribers race with other test threads that register the
+/// same callsites first.
 pub struct TraceCapture {
     buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+    previous: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
-#[derive(Clone)]
-struct Writer(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    static ACTIVE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for Writer {
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        ACTIVE.with(|active| {
+            if let Some(buffer) = active.borrow().as_ref() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -148,18 +161,18 @@ impl std::io::Write for Writer {
 impl TraceCapture {
     /// Starts capturing for the current thread (use with the current-thread runtime).
     pub fn start() -> Self {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| ThreadWriter)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
         let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = Writer(buffer.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        TraceCapture {
-            buffer,
-            _guard: guard,
-        }
+        let previous = ACTIVE.with(|active| active.borrow_mut().replace(buffer.clone()));
+        TraceCapture { buffer, previous }
     }
 
     /// Everything logged so far.
@@ -169,5 +182,12 @@ impl TraceCapture {
 
     pub fn contains(&self, needle: &str) -> bool {
         self.output().contains(needle)
+    }
+}
+
+impl Drop for TraceCapture {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        ACTIVE.with(|active| *active.borrow_mut() = previous);
     }
 }
