@@ -59,6 +59,10 @@
 //! | `finally: await aclose()` | `finally:` | [`Nursery::defer`], [`with_resource`] |
 //! | `trio.current_effective_deadline()` | — | [`current_deadline`] |
 //! | `trio.lowlevel.checkpoint()` | `await asyncio.sleep(0)` | [`checkpoint`] |
+//! | `await n.start(f)` / `task_status.started(v)` | — | `n.start(\|s\| …).await` / `s.started(v)` |
+//! | `trio.open_tcp_stream` (happy eyeballs) | — | `race_staggered` |
+//! | `task.result()` | `await task` | `n.spawn_returning(f).join().await` |
+//! | `trio.to_thread.run_sync(f)` | `asyncio.to_thread(f)` | `n.spawn_blocking(f)` |
 //!
 //! All timing uses tokio's clock, so tests can run on the paused clock.
 #![forbid(unsafe_code)]
