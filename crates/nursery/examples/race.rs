@@ -33,7 +33,10 @@ async fn replica(delay: Duration) -> std::io::Result<SocketAddr> {
 
 /// One attempt: connect and wait for the greeting.
 async fn attempt(index: usize, addr: SocketAddr, start: Instant) -> std::io::Result<usize> {
-    println!("{:>6.0?}  attempt {index}: connecting to {addr}", start.elapsed());
+    println!(
+        "{:>6.0?}  attempt {index}: connecting to {addr}",
+        start.elapsed()
+    );
     let mut stream = TcpStream::connect(addr).await?;
     let mut greeting = [0u8; 5];
     stream.read_exact(&mut greeting).await?;
@@ -52,7 +55,10 @@ async fn main() -> std::io::Result<()> {
     let addrs = [refused, slow, fast];
     let winner = nursery::race_staggered(
         Duration::from_millis(150),
-        addrs.iter().enumerate().map(|(i, &addr)| attempt(i + 1, addr, start)),
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, &addr)| attempt(i + 1, addr, start)),
     )
     .await;
 

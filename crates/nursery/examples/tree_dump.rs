@@ -72,9 +72,21 @@ async fn main() {
     let (draining, hard) = snapshots.await.expect("snapshot task");
     println!("-- during the drain (100 ms) --\n{draining}");
     println!("-- after the grace period (300 ms) --\n{hard}");
-    assert!(out.is_none(), "the grace period ended with work still running");
+    assert!(
+        out.is_none(),
+        "the grace period ended with work still running"
+    );
     assert!(draining.contains("[draining: cancelled: SIGTERM]"));
-    assert!(!draining.contains("accept"), "the accept loop stopped during the drain");
-    assert!(hard.contains("scope \"flush\" [running]"), "the shielded flush still runs");
-    assert!(!hard.contains("conn 1"), "conn 1 was dropped when the grace period ended");
+    assert!(
+        !draining.contains("accept"),
+        "the accept loop stopped during the drain"
+    );
+    assert!(
+        hard.contains("scope \"flush\" [running]"),
+        "the shielded flush still runs"
+    );
+    assert!(
+        !hard.contains("conn 1"),
+        "conn 1 was dropped when the grace period ended"
+    );
 }

@@ -226,14 +226,11 @@ where
         }
     }
 
-    /// `NurseryHandle::fail`: refused once the body and every child are done.
+    /// `NurseryHandle::fail`: accepted until the outcome is taken, so a failure reported while
+    /// cleanups still run (a driver callback firing during `disconnect()`) is not lost.
     pub(crate) fn fail_from_handle(&self, error: E) -> Result<(), Closed> {
-        if self.is_closed() {
-            tracing::error!(nursery = ?self.name, %error, "fail() on a closed nursery");
-            return Err(Closed);
-        }
         self.fail(error, Source::Handle).map_err(|error| {
-            tracing::error!(nursery = ?self.name, %error, "fail() on a closed nursery");
+            tracing::error!(nursery = ?self.name, %error, "fail() on a finished nursery");
             Closed
         })
     }

@@ -20,7 +20,6 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("deadline elapsed")]
-#[non_exhaustive]
 pub struct Elapsed;
 
 impl Elapsed {
@@ -53,7 +52,6 @@ impl Elapsed {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("nursery is closed: its body and all its children have finished")]
-#[non_exhaustive]
 pub struct Closed;
 
 impl Closed {

@@ -414,6 +414,10 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// [grace period](crate::NurseryBuilder::grace)) draining. [`cancel`](Self::cancel), which
     /// only cancels the children, does not fire it.
     ///
+    /// Code *inside* the nursery that awaits it is cancelled by the same event — unless a grace
+    /// period lets it drain, or it runs in a shield — so a failure is observed from outside
+    /// (another task, a [`NurseryHandle`] held elsewhere); the typical use inside is draining.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe.
@@ -618,8 +622,10 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
 
     /// Fails the nursery with `error`, from any task, any OS thread, or a synchronous callback:
     /// the body and every child are cancelled, and the nursery returns `error` (unless an earlier
-    /// failure wins; then `error` is kept among all errors and reported). `Err(Closed)` once
-    /// finished (the error is then reported through `tracing`, not returned by the nursery).
+    /// failure wins; then `error` is kept among all errors and reported). Accepted until the
+    /// nursery has taken its outcome — also while its cleanups run, so a failure reported during
+    /// a `disconnect()` is not lost; after that, `Err(Closed)` (the error is then reported
+    /// through `tracing`).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -645,3 +645,18 @@ async fn c20_a_real_error_beats_the_timeout_slow_cleanup() {
     assert_eq!(start.elapsed(), ms(15));
     assert_eq!(cleanups.get(), 1);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn fail_while_cleanups_run_is_returned_not_lost() {
+    let out = nursery(|n| async move {
+        let h = n.handle();
+        n.defer(async move {
+            // A driver callback firing during disconnect().
+            assert_eq!(h.fail(TestError("lost during disconnect")), Ok(()));
+            Ok(())
+        });
+        Ok(())
+    })
+    .await;
+    assert_eq!(out, Err(TestError("lost during disconnect")));
+}
