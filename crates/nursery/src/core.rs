@@ -12,17 +12,17 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use tokio::runtime::Handle;
 
 use crate::error::{CleanupTimedOut, Closed};
 use crate::panic::{self, Payload};
 use crate::reason::CancelReason;
+use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard};
 use crate::tree::{Node, NodeKind};
 
 pub(crate) type CleanupFuture<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'static>>;

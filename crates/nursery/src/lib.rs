@@ -78,6 +78,8 @@ mod detach;
 mod error;
 mod handle;
 mod join;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod nursery;
 mod panic;
 mod race;
@@ -87,6 +89,7 @@ mod resource;
 mod run;
 mod scope;
 mod start;
+mod sync;
 mod time;
 mod timeout;
 mod tree;

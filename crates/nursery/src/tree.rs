@@ -11,7 +11,7 @@
 //     Every update that flips a node's bit visits that node's children afterwards (`propagate`),
 //     and a visit recomputes the formula from the parent's *current* bit, so concurrent updates
 //     converge. Checking "am I cancelled?" is therefore one atomic load.
-//  2. A reason is written once (`OnceLock`): the first reason wins. A node's own cancellation is
+//  2. A reason is written once (`SetOnce`): the first reason wins. A node's own cancellation is
 //     permanent; only shields can clear an inherited bit.
 //  3. Lock order: a node's lock may be taken while holding its parent's lock (attach), never the
 //     other way round, and never two siblings at once. Propagation holds one lock at a time.
@@ -30,17 +30,19 @@
 //     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
 //     not a recursion.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{OnceLock, PoisonError};
 use std::task::Waker;
 
-use futures_util::task::AtomicWaker;
 use slab::Slab;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::reason::CancelReason;
+use crate::sync::{
+    arc_into_inner, Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard, SetOnce,
+};
 
 /// What owns a node; used for absorbing decisions, reasons and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +74,8 @@ pub(crate) struct Node {
     owner: AtomicWaker,
     /// `cancelled()` futures waiting on this node.
     waiters: Notify,
-    own_reason: OnceLock<Arc<CancelReason>>,
-    inherited_reason: OnceLock<Arc<CancelReason>>,
+    own_reason: SetOnce<Arc<CancelReason>>,
+    inherited_reason: SetOnce<Arc<CancelReason>>,
     /// A tokio-util token handed out by `cancellation_token`, cancelled with this node.
     token: OnceLock<CancellationToken>,
     /// Grace scopes: the grace period and the gate node whose deadline the drain sets.
@@ -113,8 +115,8 @@ impl Node {
             live: AtomicUsize::new(0),
             owner: AtomicWaker::new(),
             waiters: Notify::new(),
-            own_reason: OnceLock::new(),
-            inherited_reason: OnceLock::new(),
+            own_reason: SetOnce::new(),
+            inherited_reason: SetOnce::new(),
             token: OnceLock::new(),
             grace: OnceLock::new(),
             stashed: Mutex::new(None),
@@ -512,7 +514,7 @@ impl Drop for Node {
         // drop its parent recursively.
         let mut next = self.inner.get_mut().map_or(None, |i| i.parent.take());
         while let Some(parent) = next {
-            next = match Arc::into_inner(parent) {
+            next = match arc_into_inner(parent) {
                 Some(mut node) => node.inner.get_mut().map_or(None, |i| i.parent.take()),
                 None => None,
             };
@@ -557,7 +559,7 @@ impl Drop for LiveToken {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
