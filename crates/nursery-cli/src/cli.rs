@@ -1,0 +1,124 @@
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Structured concurrency for connections: force-exit on loss, typed errors, cleanup that
+/// always runs.
+#[derive(Debug, Parser)]
+#[command(name = "nursery", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run supervised WebSocket clients against an embedded server that injects faults, then
+    /// print what happened.
+    Demo(DemoOptions),
+    /// Supervise a real WebSocket endpoint with reconnects and print its events (Ctrl-C to
+    /// stop).
+    Watch(WatchOptions),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DemoOptions {
+    /// Number of supervised clients.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub(crate) clients: u32,
+    /// How long the clients run, e.g. `10s`, `1500ms`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) duration: Duration,
+    /// Faults injected per second, across all clients.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_rate)]
+    pub(crate) fault_rate: f64,
+    /// Seed of the fault schedule and of the reconnect jitter.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Bound on each connection's close.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub(crate) close_timeout: Duration,
+    /// Silence from the server before the client pings it.
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    pub(crate) heartbeat_interval: Duration,
+    /// How long an unanswered ping is given before the connection counts as lost.
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    pub(crate) heartbeat_timeout: Duration,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WatchOptions {
+    /// The endpoint, e.g. `ws://127.0.0.1:9000/feed`.
+    pub(crate) url: String,
+    /// Silence from the endpoint before a ping is sent.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) heartbeat_interval: Duration,
+    /// How long an unanswered ping is given before the connection counts as lost.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub(crate) heartbeat_timeout: Duration,
+    /// Bound on the close handshake.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(crate) close_timeout: Duration,
+    /// Stop after this many connect attempts (default: never).
+    #[arg(long)]
+    pub(crate) max_attempts: Option<u32>,
+    /// Print at most this many bytes of each received message.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) max_print: usize,
+}
+
+/// Parses `250ms`, `10s`, `2m`, or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 500ms, 10s or 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        other => return Err(format!("unknown unit `{other}` (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if rate.is_finite() && rate >= 0.0 {
+        Ok(rate)
+    } else {
+        Err("the fault rate must be a finite number >= 0".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

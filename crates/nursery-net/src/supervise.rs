@@ -1,0 +1,270 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::connection::Connection;
+use crate::error::ConnectionLost;
+use crate::event::{Event, Observer};
+
+/// The default bound on a connection's close: 5 s.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `body` with `conn` under supervision, with the default [`Supervisor`]: see
+/// [`Supervisor::run`].
+///
+/// # Cancel safety
+///
+/// Not cancel safe in the sense of losing nothing: dropping the future force-exits the body.
+/// The close still runs (see *Drop behavior*).
+///
+/// # Drop behavior
+///
+/// As for a nursery dropped by foreign code: the body and the watcher are dropped at once, and
+/// the close runs on a detached task, still bounded by the close timeout; the nearest
+/// enclosing scope of the `nursery` crate waits for it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use nursery_net::{supervise, ConnectionLost, TcpConfig, TcpConnection};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let conn = TcpConnection::connect("127.0.0.1:7000", TcpConfig::new()).await?;
+/// let echoed = supervise(conn, |conn| async move {
+///     conn.send(b"ping\n").await?;
+///     conn.recv().await // force-exited with ConnectionLost if the peer goes away first
+/// })
+/// .await;
+/// match echoed {
+///     Ok(bytes) => println!("got {} bytes", bytes.len()),
+///     Err(ConnectionLost { reason }) => println!("lost: {reason}"),
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn supervise<C, T, E, F, Fut>(conn: C, body: F) -> Result<T, E>
+where
+    C: Connection,
+    F: FnOnce(C) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: From<ConnectionLost> + fmt::Display + Send + 'static,
+{
+    Supervisor::new().run(conn, body).await
+}
+
+/// Runs bodies with a connection under supervision: force-exit on loss with a typed
+/// [`ConnectionLost`], and a bounded close on every exit path.
+///
+/// Built on a nursery: the body is the nursery's body, a child task named
+/// `connection watcher` runs [`Connection::watch`] and waits on the
+/// [`LossSignal`](crate::LossSignal), and the close is a deferred cleanup bounded by the close
+/// timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use nursery_net::{Connection, ConnectionLost, Event, LossReason, LossSignal, Supervisor};
+///
+/// #[derive(Clone, Default)]
+/// struct Conn { signal: LossSignal }
+/// impl Connection for Conn {
+///     fn watch(&self) -> impl std::future::Future<Output = LossReason> + Send + 'static {
+///         std::future::pending()
+///     }
+///     fn close(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+///         async {}
+///     }
+///     fn loss_signal(&self) -> &LossSignal { &self.signal }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let events = Arc::new(Mutex::new(Vec::new()));
+/// let log = events.clone();
+/// let supervisor = Supervisor::new()
+///     .close_timeout(Duration::from_secs(1))
+///     .on_event(move |e| log.lock().unwrap().push(e.clone()));
+/// let out = supervisor
+///     .run(Conn::default(), |conn| async move {
+///         conn.signal.trigger("unplugged");
+///         std::future::pending::<Result<(), ConnectionLost>>().await
+///     })
+///     .await;
+/// assert_eq!(out.unwrap_err().reason, LossReason::external("unplugged"));
+/// let events = events.lock().unwrap();
+/// assert!(matches!(events[0], Event::Closed { attempt: 1, timed_out: false, .. }));
+/// assert!(matches!(events[1], Event::Lost { attempt: 1, .. }));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a Supervisor does nothing until `run` is called"]
+pub struct Supervisor {
+    close_timeout: Duration,
+    name: Arc<str>,
+    pub(crate) observer: Option<Observer>,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with a 5 s close timeout and no event callback.
+    ///
+    /// ```
+    /// let _supervisor = nursery_net::Supervisor::new();
+    /// ```
+    pub fn new() -> Self {
+        Supervisor {
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            name: Arc::from("connection"),
+            observer: None,
+        }
+    }
+
+    /// Bounds the connection's close: past it the close is dropped (which releases the
+    /// connection) and reported as [`Event::Closed`] with `timed_out: true`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _supervisor = nursery_net::Supervisor::new().close_timeout(Duration::from_millis(500));
+    /// ```
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Names the supervising nursery (shown in the nursery's tree and `tracing` events).
+    ///
+    /// ```
+    /// let _supervisor = nursery_net::Supervisor::new().name("quotes feed");
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Calls `f` with every [`Event`], synchronously, in order.
+    ///
+    /// ```
+    /// let _supervisor = nursery_net::Supervisor::new().on_event(|e| eprintln!("{e}"));
+    /// ```
+    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Observer::new(f));
+        self
+    }
+
+    /// The close timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(nursery_net::Supervisor::new().get_close_timeout(), Duration::from_secs(5));
+    /// ```
+    pub fn get_close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Runs `body` with `conn`, the way trio's `get_service_connection` does:
+    ///
+    /// - the body gets a handle to the connection and runs;
+    /// - a watcher child drives the connection and waits on its loss signal; when the
+    ///   connection is lost (peer closed, reset, heartbeat or idle timeout, external trigger,
+    ///   protocol error), the body is force-exited wherever it is waiting, and the call returns
+    ///   `Err(E::from(ConnectionLost { reason }))`;
+    /// - the connection is closed after the body and the watcher are gone, on every exit path,
+    ///   exactly once, shielded from the cancellation, bounded by the close timeout;
+    /// - otherwise the body's own result is returned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future force-exits the body; see *Drop behavior*.
+    ///
+    /// # Drop behavior
+    ///
+    /// As for a nursery dropped by foreign code: the body and the watcher are dropped at once,
+    /// and the close runs on a detached task, bounded; the nearest enclosing scope of the
+    /// `nursery` crate waits for it. Cancelling through a `nursery::CancelScope` instead lets
+    /// the close finish before the scope returns.
+    ///
+    /// # Examples
+    ///
+    /// See [`Supervisor`] and [`supervise`].
+    pub async fn run<C, T, E, F, Fut>(&self, conn: C, body: F) -> Result<T, E>
+    where
+        C: Connection,
+        F: FnOnce(C) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<ConnectionLost> + fmt::Display + Send + 'static,
+    {
+        self.run_attempt(1, conn, body).await
+    }
+
+    /// One supervised run, numbered `attempt` in the events.
+    pub(crate) async fn run_attempt<C, T, E, F, Fut>(
+        &self,
+        attempt: u32,
+        conn: C,
+        body: F,
+    ) -> Result<T, E>
+    where
+        C: Connection,
+        F: FnOnce(C) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<ConnectionLost> + fmt::Display + Send + 'static,
+    {
+        let close_timeout = self.close_timeout;
+        let observer = self.observer.clone();
+        let signal = conn.loss_signal().clone();
+        // The nursery's own bound is a backstop: the close is bounded inside the cleanup.
+        let backstop = close_timeout.saturating_add(Duration::from_secs(1));
+        let out = nursery::NurseryBuilder::new()
+            .name(Arc::clone(&self.name))
+            .cleanup_timeout(backstop)
+            .run(|n| async move {
+                // `finally: await connection.disconnect()`
+                let closer = conn.clone();
+                n.defer(async move {
+                    let started = Instant::now();
+                    let closed = nursery::move_on_after(close_timeout, closer.close()).await;
+                    let event = Event::Closed {
+                        attempt,
+                        took: started.elapsed(),
+                        timed_out: closed.is_none(),
+                    };
+                    Observer::emit(&observer, event);
+                    Ok(())
+                });
+                // `nursery.start_soon(connection.wait_disconnected)`
+                let watched = conn.clone();
+                n.spawn_named("connection watcher", async move {
+                    let signal = watched.loss_signal();
+                    let detected = tokio::select! {
+                        biased;
+                        reason = signal.fired() => reason,
+                        reason = watched.watch() => reason,
+                    };
+                    signal.fire(detected.clone());
+                    // The first report wins, whoever made it.
+                    let reason = signal.reason().unwrap_or(detected);
+                    Err(E::from(ConnectionLost::new(reason)))
+                });
+                // `yield connection`
+                let out = body(conn).await;
+                // Normal exit: stop the watcher (`nursery.cancel_scope.cancel()`).
+                n.cancel();
+                out
+            })
+            .await;
+        if out.is_err() {
+            if let Some(reason) = signal.reason() {
+                Observer::emit(&self.observer, Event::Lost { attempt, reason });
+            }
+        }
+        out
+    }
+}

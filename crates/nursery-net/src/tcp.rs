@@ -1,0 +1,284 @@
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::Mutex;
+
+use crate::connection::Connection;
+use crate::error::ConnectionLost;
+use crate::link::Link;
+use crate::liveness::{sleep_until, Liveness, Tick};
+use crate::reason::LossReason;
+use crate::signal::LossSignal;
+use crate::tcp_config::TcpConfig;
+
+/// A supervised TCP connection: a cheap `Clone` handle.
+///
+/// Under supervision ([`supervise`](crate::supervise), [`Reconnect`](crate::Reconnect)), the
+/// watcher reads the socket: received bytes wait for [`recv`](Self::recv), and the loss is
+/// detected on EOF ([`LossReason::PeerClosed`]), on a reset or I/O error, on an unanswered
+/// heartbeat or an idle timeout (see [`TcpConfig`]), or when the [`LossSignal`] fires.
+/// [`send`](Self::send) writes directly. The close shuts the write side down (FIN) and releases
+/// the socket.
+///
+/// `recv` only gets data while a supervisor drives the connection.
+///
+/// # Examples
+///
+/// ```no_run
+/// use nursery_net::{supervise, ConnectionLost, TcpConfig, TcpConnection};
+///
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let conn = TcpConnection::connect("127.0.0.1:7000", TcpConfig::new()).await?;
+/// let result: Result<(), ConnectionLost> = supervise(conn, |conn| async move {
+///     loop {
+///         conn.send(b"tick\n").await?;
+///         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+///     }
+/// })
+/// .await;
+/// println!("{}", result.unwrap_err()); // connection lost: peer closed the connection
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[must_use = "a connection does nothing until it is supervised"]
+pub struct TcpConnection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    link: Link<Vec<u8>>,
+    reader: Mutex<Option<OwnedReadHalf>>,
+    writer: Mutex<Option<OwnedWriteHalf>>,
+    config: TcpConfig,
+    peer_addr: SocketAddr,
+    local_addr: SocketAddr,
+}
+
+impl fmt::Debug for TcpConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpConnection")
+            .field("peer_addr", &self.inner.peer_addr)
+            .field("local_addr", &self.inner.local_addr)
+            .field("lost", &self.inner.link.signal.reason())
+            .finish()
+    }
+}
+
+impl TcpConnection {
+    /// Connects to `addr` (Nagle's algorithm off).
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let conn = nursery_net::TcpConnection::connect("127.0.0.1:7000", Default::default()).await?;
+    /// println!("connected to {}", conn.peer_addr());
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(addr: impl ToSocketAddrs, config: TcpConfig) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Self::from_stream(stream, config)
+    }
+
+    /// Wraps an established stream (for example one accepted by a server).
+    ///
+    /// ```
+    /// use tokio::net::{TcpListener, TcpStream};
+    /// use nursery_net::{TcpConfig, TcpConnection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// let conn = TcpConnection::from_stream(client, TcpConfig::new())?;
+    /// assert_eq!(conn.peer_addr(), listener.local_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_stream(stream: TcpStream, config: TcpConfig) -> io::Result<Self> {
+        let peer_addr = stream.peer_addr()?;
+        let local_addr = stream.local_addr()?;
+        let (reader, writer) = stream.into_split();
+        Ok(TcpConnection {
+            inner: Arc::new(Inner {
+                link: Link::new(config.inbound_capacity),
+                reader: Mutex::new(Some(reader)),
+                writer: Mutex::new(Some(writer)),
+                config,
+                peer_addr,
+                local_addr,
+            }),
+        })
+    }
+
+    /// The peer's address.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let conn = nursery_net::TcpConnection::connect("127.0.0.1:7000", Default::default()).await?;
+    /// assert_eq!(conn.peer_addr().port(), 7000);
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer_addr
+    }
+
+    /// The local address.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let conn = nursery_net::TcpConnection::connect("127.0.0.1:7000", Default::default()).await?;
+    /// assert!(conn.local_addr().ip().is_loopback());
+    /// # Ok(()) }
+    /// ```
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Writes all of `data`. A write error is a loss: it is recorded (the body is then
+    /// force-exited) and returned as [`ConnectionLost`]; so is a write on a connection already
+    /// lost or closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropped midway, part of `data` may have been written.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it releases the write lock; nothing else happens.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: nursery_net::TcpConnection) -> Result<(), nursery_net::ConnectionLost> {
+    /// conn.send(b"hello\n").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, data: &[u8]) -> Result<(), ConnectionLost> {
+        let link = &self.inner.link;
+        link.check()?;
+        let mut writer = self.inner.writer.lock().await;
+        let Some(writer) = writer.as_mut() else {
+            return Err(link.lost());
+        };
+        match writer.write_all(data).await {
+            Ok(()) => {
+                link.touch();
+                Ok(())
+            }
+            Err(e) => Err(link.fail(LossReason::from_io(&e))),
+        }
+    }
+
+    /// The next chunk of bytes received (chunk boundaries are those of the reads, not of the
+    /// peer's writes). Chunks received before a loss are returned first; then the
+    /// [`ConnectionLost`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a chunk is taken only when it is returned.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only releases the receive lock.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: nursery_net::TcpConnection) -> Result<(), nursery_net::ConnectionLost> {
+    /// let chunk = conn.recv().await?;
+    /// println!("{} bytes", chunk.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv(&self) -> Result<Vec<u8>, ConnectionLost> {
+        self.inner.link.recv().await
+    }
+
+    async fn drive(inner: Arc<Inner>) -> LossReason {
+        let link = &inner.link;
+        let mut reader = inner.reader.lock().await;
+        let Some(reader) = reader.as_mut() else {
+            return LossReason::LocallyClosed;
+        };
+        let heartbeat = inner.config.heartbeat.clone();
+        let mut liveness = Liveness::new(
+            heartbeat.as_ref().map(|(hb, _)| *hb),
+            inner.config.idle_timeout,
+        );
+        let mut buf = vec![0u8; inner.config.read_buffer_size];
+        let mut pending: Option<Vec<u8>> = None;
+        loop {
+            let deadline = liveness.next_deadline(link.traffic());
+            tokio::select! {
+                permit = link.reserve(), if pending.is_some() => {
+                    if let (Some(permit), Some(chunk)) = (permit, pending.take()) {
+                        permit.send(chunk);
+                    }
+                    liveness.resume();
+                }
+                read = reader.read(&mut buf), if pending.is_none() => match read {
+                    Ok(0) => return LossReason::eof(),
+                    Ok(n) => {
+                        liveness.inbound();
+                        if let Err(chunk) = link.offer(buf[..n].to_vec()) {
+                            pending = Some(chunk);
+                            liveness.pause();
+                        }
+                    }
+                    Err(e) => return LossReason::from_io(&e),
+                },
+                () = sleep_until(deadline) => match liveness.on_deadline(link.traffic()) {
+                    Tick::Nothing => {}
+                    Tick::Lost(reason) => return reason,
+                    Tick::Ping => {
+                        let Some((_, ping)) = &heartbeat else { continue };
+                        if let Err(reason) = Self::ping(&inner, &ping(), &liveness).await {
+                            return reason;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Writes a ping, unless the body is writing (then its write will do); gives up at the
+    /// heartbeat deadline if the peer does not take it.
+    async fn ping(inner: &Inner, ping: &[u8], liveness: &Liveness) -> Result<(), LossReason> {
+        let Ok(mut writer) = inner.writer.try_lock() else {
+            return Ok(());
+        };
+        let Some(writer) = writer.as_mut() else {
+            return Err(LossReason::LocallyClosed);
+        };
+        tokio::select! {
+            written = writer.write_all(ping) => written.map_err(|e| LossReason::from_io(&e)),
+            () = sleep_until(liveness.dead_at()) => {
+                let timeout = inner.config.get_heartbeat().map(|hb| hb.timeout()).unwrap_or_default();
+                Err(LossReason::HeartbeatTimeout { timeout })
+            }
+        }
+    }
+
+    async fn close_inner(inner: Arc<Inner>) {
+        inner.link.mark_closed();
+        let writer = inner.writer.lock().await.take();
+        if let Some(mut writer) = writer {
+            // Best effort: the peer may be gone already.
+            let _ = writer.shutdown().await;
+        }
+        drop(inner.reader.lock().await.take());
+    }
+}
+
+impl Connection for TcpConnection {
+    fn watch(&self) -> impl Future<Output = LossReason> + Send + 'static {
+        Self::drive(Arc::clone(&self.inner))
+    }
+
+    fn close(&self) -> impl Future<Output = ()> + Send + 'static {
+        Self::close_inner(Arc::clone(&self.inner))
+    }
+
+    fn loss_signal(&self) -> &LossSignal {
+        &self.inner.link.signal
+    }
+}

@@ -1,0 +1,169 @@
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::liveness::Heartbeat;
+
+/// Settings of a [`WsConnection`](crate::WsConnection).
+///
+/// By default: a ping after 20 s of silence from the peer, lost 10 s later without an answer;
+/// no idle timeout; messages and frames up to 16 MiB (a larger one from the peer is a
+/// [`ProtocolError::MessageTooLarge`](crate::ProtocolError::MessageTooLarge)); 64 messages
+/// queued each way.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use nursery_net::{Heartbeat, WsConfig};
+///
+/// let config = WsConfig::new()
+///     .heartbeat(Heartbeat::new(Duration::from_secs(5), Duration::from_secs(3)))
+///     .idle_timeout(Duration::from_secs(120))
+///     .max_message_size(1 << 20);
+/// assert_eq!(config.get_max_message_size(), 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct WsConfig {
+    pub(crate) heartbeat: Option<Heartbeat>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) inbound_capacity: usize,
+    pub(crate) outbound_capacity: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            heartbeat: Some(Heartbeat::new(
+                Duration::from_secs(20),
+                Duration::from_secs(10),
+            )),
+            idle_timeout: None,
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            inbound_capacity: 64,
+            outbound_capacity: 64,
+        }
+    }
+}
+
+impl WsConfig {
+    /// The defaults described on [`WsConfig`].
+    ///
+    /// ```
+    /// assert!(nursery_net::WsConfig::new().get_heartbeat().is_some());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the ping/pong heartbeat.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nursery_net::{Heartbeat, WsConfig};
+    /// let hb = Heartbeat::new(Duration::from_secs(1), Duration::from_secs(1));
+    /// assert_eq!(WsConfig::new().heartbeat(hb).get_heartbeat(), Some(hb));
+    /// ```
+    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
+    }
+
+    /// Turns the heartbeat off (half-open connections then go unnoticed until a write fails).
+    ///
+    /// ```
+    /// assert_eq!(nursery_net::WsConfig::new().no_heartbeat().get_heartbeat(), None);
+    /// ```
+    pub fn no_heartbeat(mut self) -> Self {
+        self.heartbeat = None;
+        self
+    }
+
+    /// The heartbeat, if any.
+    ///
+    /// ```
+    /// assert!(nursery_net::WsConfig::new().get_heartbeat().is_some());
+    /// ```
+    pub fn get_heartbeat(&self) -> Option<Heartbeat> {
+        self.heartbeat
+    }
+
+    /// Loses the connection with [`LossReason::IdleTimeout`](crate::LossReason::IdleTimeout)
+    /// when no text or binary message went either way for `idle` (pings and pongs do not
+    /// count).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _config = nursery_net::WsConfig::new().idle_timeout(Duration::from_secs(60));
+    /// ```
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// The largest message accepted from the peer, in bytes (frames are limited to the same
+    /// size unless [`max_frame_size`](Self::max_frame_size) is set lower).
+    ///
+    /// ```
+    /// let config = nursery_net::WsConfig::new().max_message_size(1024);
+    /// assert_eq!(config.get_max_message_size(), 1024);
+    /// ```
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self.max_frame_size = self.max_frame_size.min(bytes);
+        self
+    }
+
+    /// The largest frame accepted from the peer, in bytes.
+    ///
+    /// ```
+    /// let _config = nursery_net::WsConfig::new().max_frame_size(64 * 1024);
+    /// ```
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// The largest message accepted from the peer.
+    ///
+    /// ```
+    /// assert_eq!(nursery_net::WsConfig::new().get_max_message_size(), 16 << 20);
+    /// ```
+    pub fn get_max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// How many received messages wait for [`recv`](crate::WsConnection::recv) (default 64;
+    /// at least 1). When they are all waiting, reading stops (backpressure) and the heartbeat
+    /// is suspended until the body reads again.
+    ///
+    /// ```
+    /// let _config = nursery_net::WsConfig::new().inbound_capacity(8);
+    /// ```
+    pub fn inbound_capacity(mut self, messages: usize) -> Self {
+        self.inbound_capacity = messages.max(1);
+        self
+    }
+
+    /// How many messages [`send`](crate::WsConnection::send) may queue for the writer
+    /// (default 64; at least 1).
+    ///
+    /// ```
+    /// let _config = nursery_net::WsConfig::new().outbound_capacity(8);
+    /// ```
+    pub fn outbound_capacity(mut self, messages: usize) -> Self {
+        self.outbound_capacity = messages.max(1);
+        self
+    }
+
+    /// The tungstenite configuration these settings map to.
+    pub(crate) fn websocket(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_frame_size))
+    }
+}
