@@ -195,6 +195,16 @@ where
                     let parent = context::current();
                     let core = this.core.as_ref().expect("core exists until finished");
                     core.attach(parent.as_ref());
+                    // Rule 3 wins over a grace period: first polled inside a cancelled scope
+                    // there is nothing to drain, so the gate cancels hard at once.
+                    if let (Some(gate), Some(parent)) = (&core.gate, &parent) {
+                        if parent.is_cancelled() {
+                            let reason = parent
+                                .effective_reason()
+                                .unwrap_or_else(|| Arc::new(CancelReason::explicit(None)));
+                            gate.cancel_shared(reason);
+                        }
+                    }
                     if core.runtime().is_none() {
                         panic!("a nursery must be polled inside a Tokio runtime");
                     }

@@ -366,7 +366,12 @@ impl Node {
             return;
         }
         let own_end = Instant::now().checked_add(*grace);
-        let bound = self.parent().and_then(|p| p.deadline_bound());
+        // A shield blocks enclosing deadlines too: only an unshielded drain is bounded by them.
+        let bound = if self.shield() {
+            None
+        } else {
+            self.parent().and_then(|p| p.deadline_bound())
+        };
         let hard_at = earliest_of(own_end, bound);
         let mut inner = lock(&gate.inner);
         if inner.deadline.is_none() {
