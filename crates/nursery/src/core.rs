@@ -198,8 +198,9 @@ where
     /// Records a failure; the first one cancels the nursery with a reason naming it. `Err(error)`
     /// once the outcome was taken (the caller reports it): an accepted failure is never lost.
     pub(crate) fn fail(&self, error: E, source: Source) -> Result<(), E> {
-        // Render outside the lock: `Display` is user code.
-        let message = error.to_string();
+        // Render outside the lock: `Display` is user code, and may even panic.
+        let message = panic::catch(|| error.to_string())
+            .unwrap_or_else(|_| String::from("(the error's Display implementation panicked)"));
         let first = {
             let mut state = self.state();
             if state.finalized {
@@ -222,7 +223,7 @@ where
     /// is taken; reported rather than dropped should that ever not hold.
     pub(crate) fn fail_member(&self, error: E, source: Source) {
         if let Err(error) = self.fail(error, source) {
-            tracing::error!(nursery = ?self.name, %error, "failure after the nursery finished");
+            report_suppressed(&self.name, &[error], "failure after the nursery finished");
         }
     }
 
@@ -230,7 +231,7 @@ where
     /// cleanups still run (a driver callback firing during `disconnect()`) is not lost.
     pub(crate) fn fail_from_handle(&self, error: E) -> Result<(), Closed> {
         self.fail(error, Source::Handle).map_err(|error| {
-            tracing::error!(nursery = ?self.name, %error, "fail() on a finished nursery");
+            report_suppressed(&self.name, &[error], "fail() on a finished nursery");
             Closed
         })
     }
@@ -343,9 +344,30 @@ impl<E> fmt::Debug for Core<E> {
     }
 }
 
+impl<E: fmt::Display + Send + 'static> Core<E> {
+    /// Takes the outcome of a nursery that will never return one (dropped before its first
+    /// poll, or its finisher could not run) and reports it: afterwards `fail` and `defer` are
+    /// refused, so nothing is accepted and then lost.
+    pub(crate) fn finalize_and_report(&self, why: &str) {
+        let outcome = self.finalize();
+        report_suppressed(&self.name, &outcome.errors, why);
+        if let Some(payload) = outcome.panic {
+            tracing::error!(nursery = ?self.name, panic = %panic::message(&payload), "{why}");
+            drop(panic::catch(move || drop(payload)));
+        }
+        let pending = std::mem::take(&mut self.state().cleanups);
+        if !pending.is_empty() {
+            tracing::error!(nursery = ?self.name, count = pending.len(), "cleanups not run: {why}");
+        }
+        drop(panic::catch(move || drop(pending)));
+    }
+}
+
 /// Reports errors that lost to an earlier failure or to a panic.
 pub(crate) fn report_suppressed<E: fmt::Display>(name: &Option<Arc<str>>, errors: &[E], why: &str) {
     for error in errors {
+        let error = panic::catch(|| error.to_string())
+            .unwrap_or_else(|_| String::from("(the error's Display implementation panicked)"));
         tracing::error!(nursery = ?name, %error, "nursery error suppressed: {why}");
     }
 }

@@ -101,14 +101,12 @@ impl<E: std::fmt::Display + Send + 'static> Drop for Finisher<E> {
         if self.done {
             return;
         }
-        tracing::error!(
-            nursery = ?self.core.name,
-            "a dropped nursery could not be finished (no runtime, or runtime shutting down): \
-             its pending cleanups did not run"
-        );
         if std::mem::take(&mut self.body_member) {
             self.core.leave();
         }
+        self.core.finalize_and_report(
+            "a dropped nursery could not be finished (no runtime, or runtime shutting down)",
+        );
         self.core.detach_nodes();
     }
 }

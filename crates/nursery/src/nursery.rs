@@ -357,11 +357,16 @@ where
             }
             core.leave();
             if core.is_closed() && !core.has_cleanups() {
-                // Never polled and nothing was started: nothing to finish.
+                // Never polled and nothing was started: nothing to finish, and nothing may be
+                // accepted from now on.
+                core.finalize_and_report("the nursery was dropped before its first poll");
                 core.detach_nodes();
                 return;
             }
-            detach::finish(core, false, None, None);
+            // The enclosing scope being polled adopts whatever was started while the body was
+            // built.
+            let token = LiveToken::on(context::current().as_ref());
+            detach::finish(core, false, None, token);
             return;
         }
         let mut body = this.body.as_mut();

@@ -189,12 +189,15 @@ impl<F: Future> Future for Run<F> {
                         }
                     }
                     if this.node.cancel_called() {
-                        // Rule 3: cancelled before it started: the body is never polled.
-                        this.body.set(None);
-                        this.node.set_caught();
-                        this.node.detach();
-                        *this.state = State::Done;
-                        return Poll::Ready(None);
+                        // Rule 3: cancelled before it started: the body is never polled. It is
+                        // dropped under this scope's node, so work it had registered while it
+                        // was built (a nursery's children, cleanups) is adopted here and
+                        // awaited before the scope returns.
+                        let mut body = this.body.as_mut();
+                        context::enter(this.node, || body.set(None));
+                        *this.parent_token = LiveToken::on(parent.as_ref());
+                        *this.state = State::Unwinding;
+                        continue;
                     }
                     if let Some(grace) = *this.grace {
                         let gate = Node::new(NodeKind::Gate, None);
@@ -298,11 +301,10 @@ impl<F: Future> Future for Run<F> {
                         *this.state = State::Parked;
                         return Poll::Pending;
                     }
-                    let body = this
-                        .body
-                        .as_mut()
-                        .as_pin_mut()
-                        .expect("unwinding scope has a body");
+                    let Some(body) = this.body.as_mut().as_pin_mut() else {
+                        // Only orphans are left; their release wakes us.
+                        return Poll::Pending;
+                    };
                     let _entered = this.span.as_ref().map(tracing::Span::enter);
                     match context::enter(body_node, || body.poll(cx)) {
                         // Rule 1: a body that completes while cancelled is returned.

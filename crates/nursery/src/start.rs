@@ -405,13 +405,22 @@ where
                 }
                 StartState::Waiting(slot) => {
                     slot.waker.register(cx.waker());
-                    let outcome = std::mem::replace(&mut *slot.state(), SlotState::Taken);
-                    let out = match outcome {
-                        SlotState::Waiting => {
-                            *slot.state() = SlotState::Waiting;
-                            this.state = StartState::Waiting(slot);
-                            return Poll::Pending;
+                    // Decide under one lock: a child settling between a take and a put-back
+                    // would find the slot taken and its outcome would be lost.
+                    let outcome = {
+                        let mut state = slot.state();
+                        if matches!(*state, SlotState::Waiting) {
+                            None
+                        } else {
+                            Some(std::mem::replace(&mut *state, SlotState::Taken))
                         }
+                    };
+                    let Some(outcome) = outcome else {
+                        this.state = StartState::Waiting(slot);
+                        return Poll::Pending;
+                    };
+                    let out = match outcome {
+                        SlotState::Waiting => unreachable!("checked above"),
                         SlotState::Started(value) => Ok(value),
                         SlotState::NurseryCancelled => Err(StartError::NurseryCancelled),
                         SlotState::Failed(error) => Err(StartError::Failed(error)),
