@@ -11,23 +11,8 @@ use support::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-/// Logs `name` when dropped, so a log shows when a future was dropped on the paused clock.
-struct LogOnDrop {
-    log: Log,
-    name: &'static str,
-}
-
-impl Drop for LogOnDrop {
-    fn drop(&mut self) {
-        self.log.push(self.name);
-    }
-}
-
 fn log_on_drop(log: &Log, name: &'static str) -> LogOnDrop {
-    LogOnDrop {
-        log: log.clone(),
-        name,
-    }
+    LogOnDrop::new(log, name)
 }
 
 /// Extracts the payload text of a caught panic.

@@ -11,27 +11,6 @@ use support::*;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
-/// Logs `event` when dropped, so a test can tell when (on the paused clock) a future was dropped.
-struct LogOnDrop {
-    log: Log,
-    event: &'static str,
-}
-
-impl LogOnDrop {
-    fn new(log: &Log, event: &'static str) -> Self {
-        LogOnDrop {
-            log: log.clone(),
-            event,
-        }
-    }
-}
-
-impl Drop for LogOnDrop {
-    fn drop(&mut self) {
-        self.log.push(self.event);
-    }
-}
-
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn c01_join() {
     let start = Instant::now();

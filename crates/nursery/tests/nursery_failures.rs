@@ -9,27 +9,6 @@ use support::*;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, Instant};
 
-/// Logs `event` when dropped, so a test can tell when (on the paused clock) a future was dropped.
-struct LogOnDrop {
-    log: Log,
-    event: &'static str,
-}
-
-impl LogOnDrop {
-    fn new(log: &Log, event: &'static str) -> Self {
-        LogOnDrop {
-            log: log.clone(),
-            event,
-        }
-    }
-}
-
-impl Drop for LogOnDrop {
-    fn drop(&mut self) {
-        self.log.push(self.event);
-    }
-}
-
 /// Runs a closure when dropped: observes library state at the moment a future is dropped.
 struct OnDrop<F: FnMut()>(F);
 

@@ -45,27 +45,6 @@ fn message(payload: &Payload) -> &str {
         .unwrap_or("<not a string>")
 }
 
-/// Logs `event` when dropped, so a test can tell when (on the paused clock) a future was dropped.
-struct LogOnDrop {
-    log: Log,
-    event: &'static str,
-}
-
-impl LogOnDrop {
-    fn new(log: &Log, event: &'static str) -> Self {
-        LogOnDrop {
-            log: log.clone(),
-            event,
-        }
-    }
-}
-
-impl Drop for LogOnDrop {
-    fn drop(&mut self) {
-        self.log.push(self.event);
-    }
-}
-
 /// Where `event` first appears in the log.
 fn position(log: &Log, event: &str) -> usize {
     log.names()

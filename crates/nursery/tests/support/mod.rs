@@ -103,6 +103,28 @@ impl Log {
     }
 }
 
+/// Logs `event` when dropped, so a test can tell when (on the paused clock) a future was dropped.
+#[derive(Debug)]
+pub struct LogOnDrop {
+    log: Log,
+    event: &'static str,
+}
+
+impl LogOnDrop {
+    pub fn new(log: &Log, event: &'static str) -> Self {
+        LogOnDrop {
+            log: log.clone(),
+            event,
+        }
+    }
+}
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        self.log.push(self.event);
+    }
+}
+
 /// A small error type carrying an id, as a user's would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestError(pub &'static str);
