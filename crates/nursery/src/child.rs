@@ -244,8 +244,7 @@ where
     if !core.try_join() {
         return Err(fut);
     }
-    let node = Node::new(NodeKind::Child, name);
-    node.attach(Some(&core.group));
+    let node = Node::new_attached(NodeKind::Child, name, &core.group);
     Ok(prepare_joined(core, node, fut, None))
 }
 
@@ -305,7 +304,7 @@ where
 {
     let (handle, task) = prepare(core, name, fut)?;
     if let Some(task) = task {
-        match core.runtime() {
+        match core.runtime_ref() {
             Some(runtime) => drop(runtime.spawn(task)),
             // Outside any runtime: the task cannot run; dropping it leaves the nursery.
             None => {
@@ -373,7 +372,12 @@ where
         loop {
             match *this.state {
                 State::Running | State::Unwinding => {
-                    this.node.register_owner(cx.waker());
+                    // A running child registers after its poll (below), so a child that completes
+                    // on its first poll never clones its waker; an unwinding one registers first,
+                    // since it then waits on the node's live count.
+                    if *this.state == State::Unwinding {
+                        this.node.register_owner(cx.waker());
+                    }
                     if this.node.is_cancelled() {
                         *this.state = State::Unwinding;
                     }
@@ -399,8 +403,14 @@ where
                     let source = || Source::Child(this.node.name().cloned());
                     match polled {
                         Ok(Poll::Pending) => {
-                            if this.node.is_cancelled() && this.node.live() == 0 {
-                                continue;
+                            // Register, then re-check (invariant 5 of the tree): a cancel that
+                            // landed during the poll is seen here or wakes us.
+                            this.node.register_owner(cx.waker());
+                            if this.node.is_cancelled() {
+                                *this.state = State::Unwinding;
+                                if this.node.live() == 0 {
+                                    continue;
+                                }
                             }
                             return Poll::Pending;
                         }

@@ -3,38 +3,143 @@
 // A runner (scope, nursery body, child task, cleanup) sets the thread-local while it polls its
 // body and restores the previous value afterwards, even on panic. Polls nest synchronously, so a
 // thread-local is exact: it always names the innermost structure being polled on this thread.
+//
+// A scope polled for the first time may run its body *lazily*: without a node of its own. The
+// thread-local then holds the recipe for the node (`Lazy`), and the node is made the first time
+// anything inside the body asks for the current node (a nested scope or nursery, a deadline
+// lookup). A body that completes on its first poll without asking costs no node at all.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use crate::tree::Node;
+use tokio::time::Instant;
 
-thread_local! {
-    static CURRENT: RefCell<Option<Arc<Node>>> = const { RefCell::new(None) };
+use crate::tree::{Node, NodeKind};
+
+/// How to make a scope's node when something inside its lazily polled body needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeSpec {
+    pub(crate) kind: NodeKind,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) shield: bool,
+    pub(crate) name: Option<Arc<str>>,
 }
 
-/// The node of the innermost scope, nursery or child being polled on this thread.
+impl NodeSpec {
+    /// A placeholder while the real recipe is lent to the thread-local.
+    pub(crate) const EMPTY: NodeSpec = NodeSpec {
+        kind: NodeKind::Scope,
+        deadline: None,
+        shield: false,
+        name: None,
+    };
+
+    /// A node built from the recipe, not attached yet.
+    pub(crate) fn make(&self) -> Arc<Node> {
+        let node = Node::new(self.kind, self.name.clone());
+        if self.shield {
+            node.init_shield(true);
+        }
+        if self.deadline.is_some() {
+            node.set_deadline(self.deadline);
+        }
+        node
+    }
+}
+
+enum Current {
+    Node(Arc<Node>),
+    /// A scope running its body without a node yet; `made` is the node once it was needed.
+    Lazy {
+        parent: Option<Arc<Node>>,
+        spec: NodeSpec,
+        made: Option<Arc<Node>>,
+    },
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// The node of the innermost scope, nursery or child being polled on this thread. Makes and
+/// attaches the node of a lazily polled scope.
 pub(crate) fn current() -> Option<Arc<Node>> {
-    CURRENT.with(|c| c.borrow().clone())
+    CURRENT.with(|c| match &mut *c.borrow_mut() {
+        None => None,
+        Some(Current::Node(node)) => Some(Arc::clone(node)),
+        Some(Current::Lazy { parent, spec, made }) => {
+            Some(Arc::clone(made.get_or_insert_with(|| {
+                let node = spec.make();
+                node.attach(parent.as_ref());
+                node
+            })))
+        }
+    })
 }
 
 /// `true` if the innermost structure being polled is effectively cancelled.
 pub(crate) fn current_is_cancelled() -> bool {
-    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|n| n.is_cancelled()))
+    CURRENT.with(|c| match &*c.borrow() {
+        None => false,
+        Some(Current::Node(node)) => node.is_cancelled(),
+        Some(Current::Lazy {
+            made: Some(node), ..
+        }) => node.is_cancelled(),
+        // Not made yet: only an enclosing cancellation can reach the body (the scope's own
+        // deadline was checked before the poll, and nothing can cancel a scope without a node).
+        Some(Current::Lazy { parent, spec, .. }) => {
+            !spec.shield && parent.as_ref().is_some_and(|p| p.is_cancelled())
+        }
+    })
 }
 
-struct Restore(Option<Arc<Node>>);
+struct Restore(Option<Current>);
 
 impl Drop for Restore {
     fn drop(&mut self) {
         let previous = self.0.take();
-        CURRENT.with(|c| *c.borrow_mut() = previous);
+        let mine = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous));
+        // Unwinding out of a lazily polled body: a node it made is attached but has no owner.
+        if let Some(Current::Lazy {
+            made: Some(node), ..
+        }) = mine
+        {
+            node.detach();
+        }
     }
 }
 
 /// Runs `f` with `node` as the current node.
 pub(crate) fn enter<R>(node: &Arc<Node>, f: impl FnOnce() -> R) -> R {
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(node)));
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(Current::Node(Arc::clone(node))));
     let _restore = Restore(previous);
     f()
+}
+
+/// Runs `f` under a scope that has no node yet. Returns the node if something inside made it
+/// (it is then attached under `parent`), and gives `parent` and `spec` back.
+#[allow(clippy::type_complexity)]
+pub(crate) fn enter_lazy<R>(
+    parent: Option<Arc<Node>>,
+    spec: NodeSpec,
+    f: impl FnOnce() -> R,
+) -> (R, Option<Arc<Node>>, (Option<Arc<Node>>, NodeSpec)) {
+    let lazy = Current::Lazy {
+        parent,
+        spec,
+        made: None,
+    };
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(lazy));
+    let restore = Restore(previous);
+    let out = f();
+    let mine = CURRENT.with(|c| c.borrow_mut().take());
+    let mut restore = restore;
+    let previous = restore.0.take();
+    CURRENT.with(|c| *c.borrow_mut() = previous);
+    std::mem::forget(restore);
+    match mine {
+        Some(Current::Lazy { parent, spec, made }) => (out, made, (parent, spec)),
+        // Runners restore what they replaced, so the innermost entry is ours again.
+        _ => unreachable!("the lazy scope's context entry was replaced"),
+    }
 }

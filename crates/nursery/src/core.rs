@@ -149,6 +149,15 @@ where
         Some(self.runtime.get_or_init(|| handle).clone())
     }
 
+    /// `runtime`, borrowed: spawning a child needs no handle clone.
+    pub(crate) fn runtime_ref(&self) -> Option<&Handle> {
+        if self.runtime.get().is_none() {
+            let handle = Handle::try_current().ok()?;
+            let _ = self.runtime.set(handle);
+        }
+        self.runtime.get()
+    }
+
     fn state(&self) -> MutexGuard<'_, State<E>> {
         // No user code runs under this lock (errors are rendered before it is taken, futures are
         // moved in and out but never polled or dropped under it).

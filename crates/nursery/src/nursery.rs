@@ -105,8 +105,7 @@ where
     #[pin]
     body: Option<Fut>,
     /// Grace nurseries: the timer that ends the drain.
-    #[pin]
-    timer: Option<Sleep>,
+    timer: Option<Pin<Box<Sleep>>>,
     armed: Option<Instant>,
     core: Option<Arc<Core<E>>>,
     token: Option<LiveToken>,
@@ -182,7 +181,7 @@ where
             if let (Some(scope), Some(gate)) = (&core.grace_scope, &core.gate) {
                 gate.register_owner(cx.waker());
                 if gate.deadline().is_some() {
-                    drain_deadline(this.timer.as_mut(), this.armed, scope, gate, cx);
+                    drain_deadline(this.timer, this.armed, scope, gate, cx);
                 }
             }
         }

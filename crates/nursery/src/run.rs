@@ -22,7 +22,7 @@ use pin_project::{pin_project, pinned_drop};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::context;
+use crate::context::{self, NodeSpec};
 use crate::reason::CancelReason;
 use crate::tree::{LiveToken, Node, NodeKind};
 
@@ -73,11 +73,18 @@ enum State {
 pub struct Run<F: Future> {
     #[pin]
     body: Option<F>,
-    #[pin]
-    timer: Option<Sleep>,
+    /// Boxed: only scopes that suspend with a deadline need one, and `Run` stays small to move.
+    timer: Option<Pin<Box<Sleep>>>,
     armed: Option<Instant>,
     value: Option<F::Output>,
-    node: Arc<Node>,
+    /// The scope's node: made at the first poll, or later (see `context`) if the first poll
+    /// ran the body lazily; `None` for a scope whose body completed without needing one.
+    node: Option<Arc<Node>>,
+    /// The recipe for the node while there is none.
+    spec: NodeSpec,
+    /// The body was just polled (lazily, by the first poll): the `Running` step that follows
+    /// registers and arms timers but does not poll it again.
+    just_polled: bool,
     timeout: Option<Duration>,
     grace: Option<Duration>,
     /// Grace scopes only: the node the body runs under, shielded until the drain ends.
@@ -96,7 +103,8 @@ pub struct Run<F: Future> {
 
 impl<F: Future> Run<F> {
     pub(crate) fn new(
-        node: Arc<Node>,
+        node: Option<Arc<Node>>,
+        spec: NodeSpec,
         timeout: Option<Duration>,
         grace: Option<Duration>,
         token: Option<CancellationToken>,
@@ -108,6 +116,8 @@ impl<F: Future> Run<F> {
             armed: None,
             value: None,
             node,
+            spec,
+            just_polled: false,
             timeout,
             grace,
             gate: None,
@@ -165,55 +175,119 @@ impl<F: Future> Future for Run<F> {
         loop {
             match *this.state {
                 State::Unpolled => {
-                    let parent = context::current();
+                    let mut parent = context::current();
+                    // Lazy first poll: a plain scope (no handle taken, no grace, no token) whose
+                    // deadline has not passed and whose parent is not cancelled polls its body
+                    // without a node. A body that completes at once never costs one; otherwise
+                    // the node is made (inside the body, by whatever needed it, or right after)
+                    // and the scope goes on as if it had had it from the start.
+                    // (Cleanups always get their node: they show in the tree while they run.)
+                    let lazy = this.node.is_none()
+                        && this.spec.kind == NodeKind::Scope
+                        && this.grace.is_none()
+                        && this.token.is_none();
+                    let now = match (this.spec.deadline, *this.timeout) {
+                        (None, None) => None,
+                        _ => Some(Instant::now()),
+                    };
+                    let deadline = earliest(
+                        this.spec.deadline,
+                        this.timeout
+                            .zip(now)
+                            .and_then(|(t, now)| now.checked_add(t)),
+                    );
+                    let parent_cancelled =
+                        !this.spec.shield && parent.as_ref().is_some_and(|p| p.is_cancelled());
+                    if lazy && !parent_cancelled && deadline.zip(now).is_none_or(|(d, now)| d > now)
+                    {
+                        *this.timeout = None;
+                        this.spec.deadline = deadline;
+                        let body = this
+                            .body
+                            .as_mut()
+                            .as_pin_mut()
+                            .expect("unpolled scope has a body");
+                        let spec = std::mem::replace(this.spec, NodeSpec::EMPTY);
+                        let (polled, made, lent) =
+                            context::enter_lazy(parent, spec, || body.poll(cx));
+                        (parent, *this.spec) = lent;
+                        if made.is_none() {
+                            if let Poll::Ready(value) = polled {
+                                this.body.set(None);
+                                *this.state = State::Done;
+                                return Poll::Ready(Some(value));
+                            }
+                        }
+                        let node = made.unwrap_or_else(|| {
+                            let node = this.spec.make();
+                            node.attach(parent.as_ref());
+                            node
+                        });
+                        *this.node = Some(node);
+                        *this.parent_token = LiveToken::on(parent.as_ref());
+                        match polled {
+                            Poll::Ready(value) => {
+                                *this.value = Some(value);
+                                this.body.set(None);
+                                *this.state = State::Draining;
+                            }
+                            Poll::Pending => {
+                                *this.just_polled = true;
+                                *this.state = State::Running;
+                            }
+                        }
+                        continue;
+                    }
                     let now = Instant::now();
-                    fix_timeout(this.node, this.timeout.take(), now);
-                    this.node.attach(parent.as_ref());
-                    if parent.as_ref().is_some_and(|p| p.is_cancelled()) && !this.node.shield() {
+                    let node: &Arc<Node> = this.node.get_or_insert_with(|| this.spec.make());
+                    fix_timeout(node, this.timeout.take(), now);
+                    node.attach(parent.as_ref());
+                    if parent.as_ref().is_some_and(|p| p.is_cancelled()) && !node.shield() {
                         // Rule 3: first polled inside a cancelled scope: never polls its body,
                         // never completes.
                         this.body.set(None);
-                        this.node.detach();
+                        node.detach();
                         *this.parked_under = parent;
                         *this.state = State::Parked;
                         continue;
                     }
-                    if this.node.deadline().is_some_and(|d| d <= now) {
-                        this.node.cancel(CancelReason::Deadline);
+                    if node.deadline().is_some_and(|d| d <= now) {
+                        node.cancel(CancelReason::Deadline);
                     }
                     if let Some(token) = this.token.take() {
                         if token.is_cancelled() {
-                            this.node.cancel(token_reason());
+                            node.cancel(token_reason());
                         } else {
                             *this.token_wait = Some(Box::pin(token.cancelled_owned()));
                         }
                     }
-                    if this.node.cancel_called() {
+                    if node.cancel_called() {
                         // Rule 3: cancelled before it started: the body is never polled. It is
                         // dropped under this scope's node, so work it had registered while it
                         // was built (a nursery's children, cleanups) is adopted here and
                         // awaited before the scope returns.
                         let mut body = this.body.as_mut();
-                        context::enter(this.node, || body.set(None));
+                        context::enter(node, || body.set(None));
                         *this.parent_token = LiveToken::on(parent.as_ref());
                         *this.state = State::Unwinding;
                         continue;
                     }
                     if let Some(grace) = *this.grace {
                         let gate = Node::new(NodeKind::Gate, None);
-                        gate.attach(Some(this.node));
-                        this.node.set_grace(grace, Arc::clone(&gate));
+                        gate.attach(Some(node));
+                        node.set_grace(grace, Arc::clone(&gate));
                         *this.gate = Some(gate);
                     }
                     *this.parent_token = LiveToken::on(parent.as_ref());
                     *this.state = State::Running;
                 }
                 State::Running => {
-                    this.node.register_owner(cx.waker());
+                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+                    node.register_owner(cx.waker());
                     if let Some(wait) = this.token_wait.as_mut() {
                         if wait.as_mut().poll(cx).is_ready() {
                             *this.token_wait = None;
-                            this.node.cancel(token_reason());
+                            node.cancel(token_reason());
                         }
                     }
                     match this.gate.as_ref() {
@@ -221,24 +295,26 @@ impl<F: Future> Future for Run<F> {
                             gate.register_owner(cx.waker());
                             // The drain starts in the tree, the moment the scope is cancelled.
                             if gate.deadline().is_none() {
-                                check_deadline(this.timer.as_mut(), this.armed, this.node, cx);
+                                check_deadline(this.timer, this.armed, node, cx);
                             }
                             if gate.deadline().is_some() {
-                                drain_deadline(
-                                    this.timer.as_mut(),
-                                    this.armed,
-                                    this.node,
-                                    gate,
-                                    cx,
-                                );
+                                drain_deadline(this.timer, this.armed, node, gate, cx);
                             }
                         }
-                        None => check_deadline(this.timer.as_mut(), this.armed, this.node, cx),
+                        None => check_deadline(this.timer, this.armed, node, cx),
                     }
-                    let body_node = this.gate.as_ref().unwrap_or(this.node);
+                    let body_node = this.gate.as_ref().unwrap_or(node);
                     if body_node.is_cancelled() {
+                        *this.just_polled = false;
                         *this.state = State::Unwinding;
                         continue;
+                    }
+                    if std::mem::take(this.just_polled) {
+                        *this.span = Some(tracing::debug_span!(
+                            "scope",
+                            name = node.name().map_or("", |n| &**n)
+                        ));
+                        return Poll::Pending;
                     }
                     let body = this
                         .body
@@ -251,7 +327,7 @@ impl<F: Future> Future for Run<F> {
                     if polled.is_pending() && this.span.is_none() {
                         *this.span = Some(tracing::debug_span!(
                             "scope",
-                            name = this.node.name().map_or("", |n| &**n)
+                            name = node.name().map_or("", |n| &**n)
                         ));
                     }
                     match polled {
@@ -265,7 +341,7 @@ impl<F: Future> Future for Run<F> {
                         // starts now).
                         Poll::Pending if body_node.is_cancelled() => *this.state = State::Unwinding,
                         // A grace scope cancelled by its body: arm the drain's timer now.
-                        Poll::Pending if this.gate.is_some() && this.node.is_cancelled() => {
+                        Poll::Pending if this.gate.is_some() && node.is_cancelled() => {
                             if *this.armed == this.gate.as_ref().and_then(|g| g.deadline()) {
                                 return Poll::Pending;
                             }
@@ -274,30 +350,31 @@ impl<F: Future> Future for Run<F> {
                     }
                 }
                 State::Unwinding => {
-                    this.node.register_owner(cx.waker());
-                    let body_node = this.gate.as_ref().unwrap_or(this.node);
+                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+                    node.register_owner(cx.waker());
+                    let body_node = this.gate.as_ref().unwrap_or(node);
                     body_node.register_owner(cx.waker());
                     if body_node.live() == 0 {
                         this.body.set(None);
-                        this.timer.set(None);
-                        if absorbs(this.node) {
+                        *this.timer = None;
+                        if absorbs(node) {
                             let _entered = this.span.as_ref().map(tracing::Span::enter);
                             tracing::debug!(
-                                reason = %this.node.public_reason().map_or_else(String::new, |r| r.to_string()),
+                                reason = %node.public_reason().map_or_else(String::new, |r| r.to_string()),
                                 "scope absorbed its cancellation"
                             );
-                            this.node.set_caught();
+                            node.set_caught();
                             if let Some(gate) = this.gate.as_ref() {
                                 gate.detach();
                             }
-                            finish(this.node, this.parent_token, this.state);
+                            finish(node, this.parent_token, this.state);
                             return Poll::Ready(None);
                         }
-                        *this.parked_under = this.node.parent();
+                        *this.parked_under = node.parent();
                         if let Some(gate) = this.gate.as_ref() {
                             gate.detach();
                         }
-                        finish(this.node, this.parent_token, this.state);
+                        finish(node, this.parent_token, this.state);
                         *this.state = State::Parked;
                         return Poll::Pending;
                     }
@@ -318,16 +395,17 @@ impl<F: Future> Future for Run<F> {
                     }
                 }
                 State::Draining => {
-                    let body_node = this.gate.as_ref().unwrap_or(this.node);
+                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+                    let body_node = this.gate.as_ref().unwrap_or(node);
                     body_node.register_owner(cx.waker());
                     if body_node.live() > 0 {
                         return Poll::Pending;
                     }
-                    this.timer.set(None);
+                    *this.timer = None;
                     if let Some(gate) = this.gate.as_ref() {
                         gate.detach();
                     }
-                    finish(this.node, this.parent_token, this.state);
+                    finish(node, this.parent_token, this.state);
                     return Poll::Ready(this.value.take());
                 }
                 State::Parked => {
@@ -337,6 +415,13 @@ impl<F: Future> Future for Run<F> {
                 State::Done => panic!("`Run` polled after completion"),
             }
         }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -354,14 +439,14 @@ fn finish(node: &Node, parent_token: &mut Option<LiveToken>, state: &mut State) 
 /// checked before the body is polled, so a deadline and a wake-up at the same instant resolve in
 /// favour of the deadline.
 pub(crate) fn check_deadline(
-    mut timer: Pin<&mut Option<Sleep>>,
+    timer: &mut Option<Pin<Box<Sleep>>>,
     armed: &mut Option<Instant>,
     node: &Arc<Node>,
     cx: &mut Context<'_>,
 ) {
     let Some(deadline) = node.deadline() else {
         if armed.take().is_some() {
-            timer.set(None);
+            *timer = None;
         }
         return;
     };
@@ -370,14 +455,14 @@ pub(crate) fn check_deadline(
         return;
     }
     if *armed != Some(deadline) {
-        match timer.as_mut().as_pin_mut() {
-            Some(sleep) => sleep.reset(deadline),
-            None => timer.set(Some(tokio::time::sleep_until(deadline))),
+        match timer.as_mut() {
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
         }
         *armed = Some(deadline);
     }
-    if let Some(sleep) = timer.as_pin_mut() {
-        if sleep.poll(cx).is_ready() {
+    if let Some(sleep) = timer.as_mut() {
+        if sleep.as_mut().poll(cx).is_ready() {
             node.cancel(CancelReason::Deadline);
         }
     }
@@ -386,7 +471,7 @@ pub(crate) fn check_deadline(
 /// While draining, the timer serves the gate's deadline; at it the gate cancels with the scope's
 /// own reason, so everything inside sees where the cancellation came from.
 pub(crate) fn drain_deadline(
-    mut timer: Pin<&mut Option<Sleep>>,
+    timer: &mut Option<Pin<Box<Sleep>>>,
     armed: &mut Option<Instant>,
     node: &Arc<Node>,
     gate: &Arc<Node>,
@@ -398,15 +483,15 @@ pub(crate) fn drain_deadline(
     let mut expired = Instant::now() >= hard_at;
     if !expired {
         if *armed != Some(hard_at) {
-            match timer.as_mut().as_pin_mut() {
-                Some(sleep) => sleep.reset(hard_at),
-                None => timer.set(Some(tokio::time::sleep_until(hard_at))),
+            match timer.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(hard_at),
+                None => *timer = Some(Box::pin(tokio::time::sleep_until(hard_at))),
             }
             *armed = Some(hard_at);
         }
         expired = timer
-            .as_pin_mut()
-            .is_some_and(|sleep| sleep.poll(cx).is_ready());
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
     }
     if expired {
         let reason = node
@@ -424,15 +509,18 @@ impl<F: Future> PinnedDrop for Run<F> {
             // Dropped by foreign code while running: nested structure that cannot stop
             // synchronously keeps our parent waiting (it adopts the orphans).
             this.body.set(None);
-            match this.gate.as_ref() {
+            match (this.gate.as_ref(), this.node.as_ref()) {
                 // Orphans register on the gate; the scope's node holds nothing itself.
-                Some(gate) => gate.stash_parent_token(token),
-                None => this.node.stash_parent_token(token),
+                (Some(gate), _) => gate.stash_parent_token(token),
+                (None, Some(node)) => node.stash_parent_token(token),
+                (None, None) => drop(token),
             }
         }
         if let Some(gate) = this.gate.as_ref() {
             gate.detach();
         }
-        this.node.detach();
+        if let Some(node) = this.node.as_ref() {
+            node.detach();
+        }
     }
 }

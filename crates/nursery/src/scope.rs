@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::NodeSpec;
 use crate::reason::CancelReason;
 use crate::run::Run;
 use crate::tree::{Node, NodeKind};
@@ -47,7 +48,9 @@ use crate::tree::{Node, NodeKind};
 #[must_use = "a CancelScope does nothing until `run` is called and awaited"]
 #[derive(Debug)]
 pub struct CancelScope {
-    node: Arc<Node>,
+    /// Made on demand: by `handle`, or by the first poll of `run` (lazily, see `context`).
+    node: OnceLock<Arc<Node>>,
+    spec: NodeSpec,
     timeout: Option<Duration>,
     grace: Option<Duration>,
     token: Option<CancellationToken>,
@@ -74,7 +77,13 @@ impl CancelScope {
     /// A scope whose node is of `kind` (cleanup scopes are rendered as such).
     pub(crate) fn of_kind(kind: NodeKind) -> Self {
         CancelScope {
-            node: Node::new(kind, None),
+            node: OnceLock::new(),
+            spec: NodeSpec {
+                kind,
+                deadline: None,
+                shield: false,
+                name: None,
+            },
             timeout: None,
             grace: None,
             token: None,
@@ -94,9 +103,13 @@ impl CancelScope {
     /// assert_eq!(scope.run(std::future::pending::<()>()).await, None);
     /// # }
     /// ```
-    pub fn with_deadline(self, deadline: Instant) -> Self {
-        let earliest = self.node.deadline().map_or(deadline, |d| d.min(deadline));
-        self.node.set_deadline(Some(earliest));
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        let earliest = self.spec.deadline.map_or(deadline, |d| d.min(deadline));
+        self.spec.deadline = Some(earliest);
+        if let Some(node) = self.node.get() {
+            let earliest = node.deadline().map_or(deadline, |d| d.min(deadline));
+            node.set_deadline(Some(earliest));
+        }
         self
     }
 
@@ -134,8 +147,11 @@ impl CancelScope {
     /// assert_eq!(out, Some(Some(())));
     /// # }
     /// ```
-    pub fn with_shield(self, shield: bool) -> Self {
-        self.node.init_shield(shield);
+    pub fn with_shield(mut self, shield: bool) -> Self {
+        self.spec.shield = shield;
+        if let Some(node) = self.node.get() {
+            node.init_shield(shield);
+        }
         self
     }
 
@@ -215,8 +231,12 @@ impl CancelScope {
     /// assert!(scope.handle().render_tree().starts_with("scope \"request 42\""));
     /// # }
     /// ```
-    pub fn with_name(self, name: impl Into<Arc<str>>) -> Self {
-        self.node.set_name(name.into());
+    pub fn with_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        if let Some(node) = self.node.get() {
+            node.set_name(Arc::clone(&name));
+        }
+        self.spec.name = Some(name);
         self
     }
 
@@ -232,7 +252,7 @@ impl CancelScope {
     /// ```
     pub fn handle(&self) -> CancelHandle {
         CancelHandle {
-            node: Arc::clone(&self.node),
+            node: Arc::clone(self.node.get_or_init(|| self.spec.make())),
         }
     }
 
@@ -251,7 +271,8 @@ impl CancelScope {
     /// ```
     pub fn run<F: IntoFuture>(self, body: F) -> Run<F::IntoFuture> {
         Run::new(
-            self.node,
+            self.node.into_inner(),
+            self.spec,
             self.timeout,
             self.grace,
             self.token,

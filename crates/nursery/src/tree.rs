@@ -130,6 +130,39 @@ impl Node {
         })
     }
 
+    /// `new` + `attach` in one step for a node nobody else can see yet (a spawned child): it is
+    /// built with its parent link in place, so only the parent's lock is taken.
+    pub(crate) fn new_attached(
+        kind: NodeKind,
+        name: Option<Arc<str>>,
+        parent: &Arc<Node>,
+    ) -> Arc<Node> {
+        let mut p = lock(&parent.inner);
+        let key = p.children.vacant_key();
+        let node = Node::new(kind, name);
+        {
+            // Uncontended: the node is not shared yet.
+            let mut inner = lock(&node.inner);
+            inner.parent = Some(Arc::clone(parent));
+            inner.key_in_parent = key;
+        }
+        let inserted = p.children.insert(Arc::clone(&node));
+        debug_assert_eq!(inserted, key);
+        // Under the parent's lock, as in `attach`: a propagation either sees this child in its
+        // snapshot or we see its bit.
+        if !node.shield_unlocked() && parent.cancelled.load(SeqCst) {
+            if let Some(origin) = parent.effective_reason() {
+                let _ = node.inherited_reason.set(origin);
+            }
+            node.cancelled.store(true, SeqCst);
+        }
+        node
+    }
+
+    fn shield_unlocked(&self) -> bool {
+        self.kind == NodeKind::Gate
+    }
+
     pub(crate) fn name(&self) -> Option<&Arc<str>> {
         self.name.get()
     }

@@ -166,8 +166,12 @@ fn multi_thread_runtime_shutdown_timeout_while_nurseries_run() {
         .unwrap();
     let children = DropProbe::new();
     let mut handles = Vec::new();
+    // Every body has spawned its children before the shutdown starts (a loaded machine may not
+    // have polled them within `start_nursery`'s few yields).
+    let (spawned_tx, spawned_rx) = std::sync::mpsc::channel::<()>();
     for _ in 0..8 {
         let probe = children.clone();
+        let spawned = spawned_tx.clone();
         handles.push(start_nursery(&rt, move |n| async move {
             for _ in 0..4 {
                 let guard = probe.guard();
@@ -176,8 +180,12 @@ fn multi_thread_runtime_shutdown_timeout_while_nurseries_run() {
                     pending::<Result<(), TestError>>().await
                 });
             }
+            spawned.send(()).unwrap();
             pending().await
         }));
+    }
+    for _ in 0..8 {
+        spawned_rx.recv().unwrap();
     }
     let start = std::time::Instant::now();
     rt.shutdown_timeout(Duration::from_secs(10));
