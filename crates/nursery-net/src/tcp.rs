@@ -211,7 +211,7 @@ impl TcpConnection {
             tokio::select! {
                 permit = link.reserve(), if pending.is_some() => {
                     if let (Some(permit), Some(chunk)) = (permit, pending.take()) {
-                        permit.send(chunk);
+                        permit.send(Box::new(chunk));
                     }
                     liveness.resume();
                 }

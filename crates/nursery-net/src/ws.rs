@@ -78,8 +78,10 @@ pub struct WsConnection {
 pub(crate) struct WsInner {
     pub(crate) link: Link<Message>,
     pub(crate) stream: Mutex<Option<Box<dyn WsIo>>>,
-    pub(crate) outbound_tx: mpsc::Sender<Outgoing>,
-    pub(crate) outbound_rx: Mutex<mpsc::Receiver<Outgoing>>,
+    /// Boxed, as the inbound queue of [`Link`] is: the channel's first block is allocated up
+    /// front.
+    pub(crate) outbound_tx: mpsc::Sender<Box<Outgoing>>,
+    pub(crate) outbound_rx: Mutex<mpsc::Receiver<Box<Outgoing>>>,
     pub(crate) config: WsConfig,
 }
 
@@ -184,10 +186,10 @@ impl WsConnection {
         let link = &self.inner.link;
         link.check()?;
         let (done, written) = oneshot::channel();
-        let outgoing = Outgoing {
+        let outgoing = Box::new(Outgoing {
             message: message.into(),
             done,
-        };
+        });
         tokio::select! {
             queued = self.inner.outbound_tx.send(outgoing) => {
                 if queued.is_err() {

@@ -42,7 +42,7 @@ async fn run(inner: &WsInner) -> LossReason {
         tokio::select! {
             permit = link.reserve(), if pending.is_some() => {
                 if let (Some(permit), Some(message)) = (permit, pending.take()) {
-                    permit.send(message);
+                    permit.send(Box::new(message));
                 }
                 liveness.resume();
             }
@@ -142,10 +142,17 @@ pub(crate) async fn close(inner: Arc<WsInner>) {
         let _ = out.done.send(written);
     }
     drop(outbound);
-    let code = match &inner.link.signal.reason() {
+    let reason = inner.link.signal.reason();
+    if let Some(LossReason::PeerClosed { .. }) = reason {
+        // The peer's close frame came first: tungstenite queued the answer (echoing the peer's
+        // code) when it read the frame, and refuses to send another close frame. Flushing the
+        // answer completes the handshake (or fails at once if the stream ended without one).
+        let _ = ws.flush().await;
+        return;
+    }
+    let code = match &reason {
         None | Some(LossReason::External(_)) => CloseCode::Normal,
         Some(LossReason::IdleTimeout { .. }) => CloseCode::Away,
-        Some(LossReason::PeerClosed { .. }) => CloseCode::Normal,
         Some(LossReason::Protocol(crate::reason::ProtocolError::MessageTooLarge { .. })) => {
             CloseCode::Size
         }
@@ -164,5 +171,9 @@ pub(crate) async fn close(inner: Arc<WsInner>) {
         return; // a misbehaving peer gets the close frame, not our patience
     }
     // Wait for the peer's close frame (or the end of the stream).
-    while let Some(Ok(_)) = ws.next().await {}
+    while let Some(Ok(message)) = ws.next().await {
+        if message.is_close() {
+            return;
+        }
+    }
 }

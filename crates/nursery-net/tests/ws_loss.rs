@@ -68,6 +68,28 @@ async fn echo_then_a_normal_exit_closes_with_the_handshake() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn messages_larger_than_the_read_buffer_arrive_whole() {
+    for read_buffer in [16, 4 * 1024] {
+        let (listener, addr) = listener().await;
+        let server = tokio::spawn(echo_once(listener));
+        let config = WsConfig::new().read_buffer_size(read_buffer);
+        let conn = connect(addr, config).await;
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let expected = big.clone();
+        let out: Result<Vec<u8>, AppError> = supervise(conn.clone(), |c| async move {
+            c.conn.send(Message::binary(big)).await?;
+            Ok(c.conn.recv().await?.into_data().to_vec())
+        })
+        .await;
+        assert!(
+            out.unwrap() == expected,
+            "read buffer of {read_buffer} bytes"
+        );
+        server.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_close_frame_is_peer_closed_with_its_code_and_reason() {
     let (listener, addr) = listener().await;
     let (go_tx, go_rx) = oneshot::channel::<()>();
@@ -96,6 +118,40 @@ async fn a_close_frame_is_peer_closed_with_its_code_and_reason() {
         }
     );
     server.await.unwrap();
+    assert_eq!((conn.closes(), conn.finished()), (1, 1));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_peers_close_frame_is_answered() {
+    let (listener, addr) = listener().await;
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut ws = accept_ws(&listener).await;
+        go_rx.await.unwrap();
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: "restarting".into(),
+        };
+        ws.close(Some(frame)).await.unwrap();
+        let mut seen = Vec::new();
+        while let Some(message) = ws.next().await {
+            seen.push(message.map_err(|e| e.to_string()));
+        }
+        seen
+    });
+    let conn = connect(addr, WsConfig::new()).await;
+    let out: Result<(), AppError> = supervise(conn.clone(), |_c| async move {
+        go_tx.send(()).unwrap();
+        std::future::pending().await
+    })
+    .await;
+    assert!(out.unwrap_err().reason().is_peer_closed());
+    // The client's answer echoes the code: the handshake completed, not a reset.
+    let seen = server.await.unwrap();
+    assert!(
+        matches!(&seen[..], [Ok(Message::Close(Some(f)))] if f.code == CloseCode::Away),
+        "{seen:?}"
+    );
     assert_eq!((conn.closes(), conn.finished()), (1, 1));
 }
 
