@@ -19,8 +19,9 @@
 //! Implementations:
 //!
 //! - `nursery`: `supervise(conn, body)` with `WsConnection` / `TcpConnection` and their default
-//!   configs; the error comes out after the connection's close (the close handshake for
-//!   `ws_external`, just releasing the socket otherwise), as `supervise` documents;
+//!   configs; the error comes out after the connection's close, as `supervise` documents:
+//!   the close handshake for `ws_external` (a loopback round trip), the answer to the peer's
+//!   close frame for `ws_peer_close` (one write), just releasing the socket otherwise;
 //! - `select_baseline`: the same tokio-tungstenite stream (or TCP stream) read in a
 //!   `tokio::select!` next to the body, returning an error on a close frame, an error or the
 //!   end of the stream (and on the oneshot for `ws_external`), then dropping the stream.
@@ -37,6 +38,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -107,8 +109,9 @@ struct Job {
     fault: Fault,
     /// The client's go: for `ws_external`, the callback to run as the injection.
     go: oneshot::Receiver<Option<Callback>>,
-    /// The instant right before the injection.
-    at: oneshot::Sender<Instant>,
+    /// The instant right before the injection. A plain channel: reporting it must not wake
+    /// the client's runtime while the latency is being measured.
+    at: std_mpsc::SyncSender<Instant>,
 }
 
 /// The peer: its own thread and current-thread runtime, accepting one connection per job.
@@ -152,10 +155,10 @@ impl Peer {
         fault: Fault,
     ) -> (
         oneshot::Sender<Option<Callback>>,
-        oneshot::Receiver<Instant>,
+        std_mpsc::Receiver<Instant>,
     ) {
         let (go_tx, go) = oneshot::channel();
-        let (at, at_rx) = oneshot::channel();
+        let (at, at_rx) = std_mpsc::sync_channel(1);
         self.jobs
             .send(Job { fault, go, at })
             .expect("the peer thread is gone");
@@ -331,8 +334,9 @@ async fn sample(peer: &Peer, fault: Fault, imp: Imp) -> Duration {
             done
         }
     };
-    let at = with_timeout("the peer's injection instant", at)
-        .await
+    // Read after the error is in hand; the peer sent it right after the injection.
+    let at = at
+        .recv_timeout(STEP_TIMEOUT)
         .expect("the peer reports its injection instant");
     done.saturating_duration_since(at)
 }
@@ -435,9 +439,10 @@ fn main() {
                  samples; the peer runs on its own thread and reads the clock right before \
                  injecting the fault, the client right after the call returns the error."
             ),
-            "nursery: `supervise` returns after the connection's close (for ws_external the \
-             close handshake with the peer, a loopback round trip); select_baseline returns on \
-             the first error and drops the stream."
+            "nursery: `supervise` returns after the connection's close (ws_external: the \
+             close handshake with the peer, a loopback round trip; ws_peer_close: writing the \
+             answer to the peer's close frame); select_baseline returns on the first error \
+             and drops the stream."
                 .into(),
             "ws_external: a driver callback on the peer's thread (`LossSignal::trigger` / a \
              oneshot send)."

@@ -1,4 +1,6 @@
-// A spawned child: its own tokio task, its own node under the nursery's children group.
+// A spawned child: its own tokio task, and a slot in the nursery's roster (`roster.rs`). It gets
+// a node in the cancel tree only when it needs one (a structure inside it, a cancel of its own);
+// `start` children have a node from the beginning (it moves from the caller's scope).
 //
 // States of `ChildTask` (same shape as a scope's `Run`):
 //   Running   - the child's future is polled under the child's node.
@@ -12,7 +14,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use pin_project::{pin_project, pinned_drop};
 
@@ -21,6 +23,7 @@ use crate::core::{Core, Source};
 use crate::join::{Join, ValueSlot};
 use crate::panic;
 use crate::reason::CancelReason;
+use crate::roster::{Roster, SlotRef};
 use crate::tree::{Node, NodeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,17 +57,68 @@ enum State {
 /// # }
 /// ```
 pub struct ChildHandle<T = ()> {
-    node: Arc<Node>,
+    link: HandleLink,
     /// A `ValueSlot<T>` for `spawn_returning` children, type-erased so the handle is
     /// `Send + Sync + Clone` whatever `T` is.
     value: Option<Arc<dyn Any + Send + Sync>>,
     _value: PhantomData<fn() -> T>,
 }
 
+/// What a handle refers to: a roster slot (spawned and borrowing children), or a node (a child
+/// refused by a closed nursery).
+#[derive(Clone)]
+pub(crate) enum HandleLink {
+    Slot(SlotHandle),
+    Node(Arc<Node>, Option<Arc<str>>),
+}
+
+/// A counted reference to a roster slot (the slot stays while handles refer to it).
+pub(crate) struct SlotHandle {
+    slot: SlotRef,
+    name: Option<Arc<str>>,
+}
+
+impl Clone for SlotHandle {
+    fn clone(&self) -> Self {
+        self.slot.roster.retain(self.slot.key);
+        SlotHandle {
+            slot: self.slot.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl Drop for SlotHandle {
+    fn drop(&mut self) {
+        self.slot.roster.release(self.slot.key);
+    }
+}
+
+impl HandleLink {
+    /// (cancelled, public reason, finished).
+    pub(crate) fn status(&self) -> (bool, Option<CancelReason>, bool) {
+        match self {
+            HandleLink::Slot(h) => h.slot.roster.status(h.slot.key),
+            HandleLink::Node(node, _) => (
+                node.is_cancelled(),
+                node.public_reason(),
+                node.is_finished(),
+            ),
+        }
+    }
+
+    fn name(&self) -> Option<&Arc<str>> {
+        match self {
+            HandleLink::Slot(h) => h.name.as_ref(),
+            HandleLink::Node(_, name) => name.as_ref(),
+        }
+    }
+}
+
 impl<T> Clone for ChildHandle<T> {
     fn clone(&self) -> Self {
         ChildHandle {
-            node: Arc::clone(&self.node),
+            link: self.link.clone(),
             value: self.value.clone(),
             _value: PhantomData,
         }
@@ -73,10 +127,11 @@ impl<T> Clone for ChildHandle<T> {
 
 impl<T> std::fmt::Debug for ChildHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (cancelled, _, finished) = self.link.status();
         f.debug_struct("ChildHandle")
-            .field("name", &self.node.name())
-            .field("cancelled", &self.node.is_cancelled())
-            .field("finished", &self.node.is_finished())
+            .field("name", &self.link.name())
+            .field("cancelled", &cancelled)
+            .field("finished", &finished)
             .finish()
     }
 }
@@ -104,7 +159,7 @@ impl<T> ChildHandle<T> {
         let slot = self
             .value
             .and_then(|slot| slot.downcast::<ValueSlot<T>>().ok());
-        Join::new(slot, self.node)
+        Join::new(slot, self.link)
     }
 
     /// Cancels this child only; siblings and the body go on. No effect once it finished.
@@ -121,7 +176,15 @@ impl<T> ChildHandle<T> {
     /// # }
     /// ```
     pub fn cancel(&self) {
-        self.node.cancel(CancelReason::explicit(None));
+        match &self.link {
+            HandleLink::Slot(h) => h
+                .slot
+                .roster
+                .cancel(h.slot.key, CancelReason::explicit(None)),
+            HandleLink::Node(node, _) => {
+                node.cancel(CancelReason::explicit(None));
+            }
+        }
     }
 
     /// Why the child was cancelled: its own reason (from [`cancel`](Self::cancel)), or
@@ -142,7 +205,7 @@ impl<T> ChildHandle<T> {
     /// # }
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        self.node.public_reason()
+        self.link.status().1
     }
 
     /// Whether the child is effectively cancelled now.
@@ -160,7 +223,7 @@ impl<T> ChildHandle<T> {
     /// # }
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.node.is_cancelled()
+        self.link.status().0
     }
 
     /// Whether the child has left its nursery (completed, failed, or was dropped).
@@ -176,7 +239,7 @@ impl<T> ChildHandle<T> {
     /// # }
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.node.is_finished()
+        self.link.status().2
     }
 
     /// The child's name, if it was spawned with one.
@@ -193,7 +256,7 @@ impl<T> ChildHandle<T> {
     /// # }
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.node.name().map(|n| &**n)
+        self.link.name().map(|n| &**n)
     }
 }
 
@@ -201,7 +264,7 @@ impl<T> ChildHandle<T> {
     /// The same child, seen as returning `U`.
     pub(crate) fn retype<U>(self) -> ChildHandle<U> {
         ChildHandle {
-            node: self.node,
+            link: self.link,
             value: None,
             _value: PhantomData,
         }
@@ -218,10 +281,10 @@ impl<T> ChildHandle<T> {
 
     /// A handle for a child refused by a closed nursery: already finished.
     pub(crate) fn rejected(name: Option<Arc<str>>) -> Self {
-        let node = Node::new(NodeKind::Child, name);
+        let node = Node::new(NodeKind::Child, name.clone());
         node.detach();
         ChildHandle {
-            node,
+            link: HandleLink::Node(node, name),
             value: None,
             _value: PhantomData,
         }
@@ -244,51 +307,78 @@ where
     if !core.try_join() {
         return Err(fut);
     }
-    let node = Node::new_attached(NodeKind::Child, name, &core.group);
-    Ok(prepare_joined(core, node, fut, None))
+    let key = core.roster.enroll(name.clone());
+    let slot = SlotRef {
+        roster: Arc::clone(&core.roster),
+        key,
+    };
+    let handle = ChildHandle {
+        link: HandleLink::Slot(SlotHandle {
+            slot: slot.clone(),
+            name: name.clone(),
+        }),
+        value: None,
+        _value: PhantomData,
+    };
+    let link = TaskLink::Slot {
+        key,
+        node: None,
+        registered: false,
+    };
+    Ok((handle, ready_task(core, link, name, fut, None)))
 }
 
-/// `prepare` for a child that already joined the nursery and whose node is attached.
+/// `prepare` for a `start` child: it already joined the nursery, and its node is attached
+/// under the caller's scope.
 pub(crate) fn prepare_joined<E, T, F>(
     core: &Arc<Core<E>>,
     node: Arc<Node>,
     fut: F,
     pre_start: Option<Arc<dyn PreStart<E>>>,
-) -> (ChildHandle<T>, Option<ChildTask<E, F>>)
+) -> Option<ChildTask<E, F>>
 where
     E: std::fmt::Display + Send + 'static,
     F: Future<Output = Result<T, E>>,
 {
-    let handle = ChildHandle {
-        node: Arc::clone(&node),
-        value: None,
-        _value: PhantomData,
-    };
-    if node.is_cancelled() {
-        drop_reporting(core, &node, fut);
+    let name = node.name().cloned();
+    ready_task(core, TaskLink::Node(node), name, fut, pre_start)
+}
+
+fn ready_task<E, T, F>(
+    core: &Arc<Core<E>>,
+    mut link: TaskLink,
+    name: Option<Arc<str>>,
+    fut: F,
+    pre_start: Option<Arc<dyn PreStart<E>>>,
+) -> Option<ChildTask<E, F>>
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    if link.is_cancelled(&core.roster) {
+        drop_reporting(core, name.as_ref(), fut);
         core.mark_cancelled_inside();
-        node.detach();
+        link.leave(&core.roster);
         if let Some(pre_start) = pre_start {
             pre_start.ended(true);
         }
         core.leave();
-        return (handle, None);
+        return None;
     }
     let span = tracing::debug_span!(
         "child",
-        name = node.name().map_or("", |n| &**n),
+        name = name.as_deref().unwrap_or(""),
         nursery = core.name.as_deref().unwrap_or(""),
     );
-    let task = ChildTask {
+    Some(ChildTask {
         fut: Some(fut),
-        node,
+        link,
         core: Arc::clone(core),
         state: State::Running,
         pre_start,
         dropped_by_cancel: false,
         span,
-    };
-    (handle, Some(task))
+    })
 }
 
 /// Spawns `fut` as a child of the nursery on its own tokio task.
@@ -316,18 +406,141 @@ where
     Ok(handle)
 }
 
-fn reason_text(node: &Node) -> String {
-    node.public_reason()
+/// How a running child is linked into the tree: its own node (`start` children, and others once
+/// they needed one), or a roster slot without a node yet.
+pub(crate) enum TaskLink {
+    Node(Arc<Node>),
+    Slot {
+        key: usize,
+        /// The node, once made (then it is used exactly like `Node`).
+        node: Option<Arc<Node>>,
+        /// The task's waker is in the slot. A child is always polled with wakers that wake the
+        /// same task (a tokio task, or its entry in the nursery's `FuturesUnordered`), so once
+        /// is enough.
+        registered: bool,
+    },
+}
+
+impl TaskLink {
+    fn node(&self) -> Option<&Arc<Node>> {
+        match self {
+            TaskLink::Node(node)
+            | TaskLink::Slot {
+                node: Some(node), ..
+            } => Some(node),
+            TaskLink::Slot { node: None, .. } => None,
+        }
+    }
+
+    fn name(&self, roster: &Roster) -> Option<Arc<str>> {
+        match self {
+            TaskLink::Node(node) => node.name().cloned(),
+            TaskLink::Slot { key, .. } => roster.name(*key),
+        }
+    }
+
+    /// Effectively cancelled; picks up a node made for this child by its handle.
+    fn is_cancelled(&mut self, roster: &Roster) -> bool {
+        match self {
+            TaskLink::Node(node)
+            | TaskLink::Slot {
+                node: Some(node), ..
+            } => node.is_cancelled(),
+            TaskLink::Slot {
+                key, node: made, ..
+            } => {
+                let (cancelled, node) = roster.lazy_cancelled(*key);
+                if node.is_some() {
+                    *made = node;
+                }
+                cancelled
+            }
+        }
+    }
+
+    /// Live structure inside the child (only a node can have any).
+    fn live(&self) -> usize {
+        self.node().map_or(0, |node| node.live())
+    }
+
+    /// Registers the task's waker where a cancellation will look for it.
+    fn register(&mut self, roster: &Roster, waker: &Waker) {
+        match self {
+            TaskLink::Node(node)
+            | TaskLink::Slot {
+                node: Some(node), ..
+            } => node.register_owner(waker),
+            TaskLink::Slot {
+                key,
+                node: None,
+                registered,
+            } => {
+                if !*registered {
+                    roster.register(*key, waker);
+                    *registered = true;
+                }
+            }
+        }
+    }
+
+    /// Polls `f` as this child: under its node, or lazily (making the node if needed).
+    fn enter<R>(&mut self, roster: &Arc<Roster>, f: impl FnOnce() -> R) -> R {
+        match self {
+            TaskLink::Node(node)
+            | TaskLink::Slot {
+                node: Some(node), ..
+            } => context::enter(node, f),
+            TaskLink::Slot {
+                key, node: made, ..
+            } => {
+                let slot = SlotRef {
+                    roster: Arc::clone(roster),
+                    key: *key,
+                };
+                let (out, node) = context::enter_child(slot, f);
+                if node.is_some() {
+                    *made = node;
+                }
+                out
+            }
+        }
+    }
+
+    /// The public reason of the child's cancellation (for diagnostics).
+    fn reason(&self, roster: &Roster) -> Option<CancelReason> {
+        match self {
+            TaskLink::Node(node)
+            | TaskLink::Slot {
+                node: Some(node), ..
+            } => node.public_reason(),
+            TaskLink::Slot { key, .. } => roster.status(*key).1,
+        }
+    }
+
+    /// The child left the nursery.
+    fn leave(&mut self, roster: &Roster) {
+        match self {
+            TaskLink::Node(node) => node.detach(),
+            TaskLink::Slot { key, node, .. } => {
+                *node = None;
+                roster.leave(*key);
+            }
+        }
+    }
+}
+
+fn reason_text(link: &TaskLink, roster: &Roster) -> String {
+    link.reason(roster)
         .map_or_else(|| String::from("cancelled"), |r| r.to_string())
 }
 
 /// Drops a child's future, catching a panicking destructor.
-fn drop_reporting<E, F>(core: &Core<E>, node: &Node, fut: F)
+fn drop_reporting<E, F>(core: &Core<E>, name: Option<&Arc<str>>, fut: F)
 where
     E: std::fmt::Display + Send + 'static,
 {
     if let Err(payload) = panic::catch(move || drop(fut)) {
-        core.record_panic(payload, Source::Child(node.name().cloned()));
+        core.record_panic(payload, Source::Child(name.cloned()));
     }
 }
 
@@ -339,7 +552,7 @@ where
 {
     #[pin]
     fut: Option<F>,
-    node: Arc<Node>,
+    link: TaskLink,
     core: Arc<Core<E>>,
     state: State,
     /// Set for a child of `start` until it signals: its failures go to the caller.
@@ -376,21 +589,23 @@ where
                     // on its first poll never clones its waker; an unwinding one registers first,
                     // since it then waits on the node's live count.
                     if *this.state == State::Unwinding {
-                        this.node.register_owner(cx.waker());
+                        this.link.register(&this.core.roster, cx.waker());
                     }
-                    if this.node.is_cancelled() {
+                    if this.link.is_cancelled(&this.core.roster) {
                         *this.state = State::Unwinding;
                     }
                     let unwinding = *this.state == State::Unwinding;
-                    if unwinding && this.node.live() == 0 {
+                    if unwinding && this.link.live() == 0 {
                         let mut fut = this.fut.as_mut();
                         if let Err(payload) = panic::catch(|| fut.set(None)) {
-                            this.core
-                                .record_panic(payload, Source::Child(this.node.name().cloned()));
+                            this.core.record_panic(
+                                payload,
+                                Source::Child(this.link.name(&this.core.roster)),
+                            );
                         }
                         this.core.mark_cancelled_inside();
                         *this.dropped_by_cancel = true;
-                        tracing::debug!(reason = %reason_text(this.node), "child dropped by cancellation");
+                        tracing::debug!(reason = %reason_text(this.link, &this.core.roster), "child dropped by cancellation");
                         *this.state = State::Draining;
                         continue;
                     }
@@ -399,16 +614,18 @@ where
                         .as_mut()
                         .as_pin_mut()
                         .expect("running child has a future");
-                    let polled = panic::catch(|| context::enter(this.node, || fut.poll(cx)));
-                    let source = || Source::Child(this.node.name().cloned());
+                    let link = &mut *this.link;
+                    let roster = &this.core.roster;
+                    let polled = panic::catch(|| link.enter(roster, || fut.poll(cx)));
+                    let source = || Source::Child(this.link.name(&this.core.roster));
                     match polled {
                         Ok(Poll::Pending) => {
                             // Register, then re-check (invariant 5 of the tree): a cancel that
                             // landed during the poll is seen here or wakes us.
-                            this.node.register_owner(cx.waker());
-                            if this.node.is_cancelled() {
+                            this.link.register(&this.core.roster, cx.waker());
+                            if this.link.is_cancelled(&this.core.roster) {
                                 *this.state = State::Unwinding;
-                                if this.node.live() == 0 {
+                                if this.link.live() == 0 {
                                     continue;
                                 }
                             }
@@ -441,12 +658,15 @@ where
                     *this.state = State::Draining;
                 }
                 State::Draining => {
-                    this.node.register_owner(cx.waker());
-                    if this.node.live() > 0 {
-                        return Poll::Pending;
+                    // Only a child with a node can have orphans to wait for.
+                    if this.link.node().is_some() {
+                        this.link.register(&this.core.roster, cx.waker());
+                        if this.link.live() > 0 {
+                            return Poll::Pending;
+                        }
                     }
                     *this.state = State::Done;
-                    this.node.detach();
+                    this.link.leave(&this.core.roster);
                     if let Some(pre_start) = this.pre_start.take() {
                         pre_start.ended(*this.dropped_by_cancel);
                     }
@@ -473,10 +693,10 @@ where
         let mut fut = this.fut.as_mut();
         if let Err(payload) = panic::catch(|| fut.set(None)) {
             this.core
-                .record_panic(payload, Source::Child(this.node.name().cloned()));
+                .record_panic(payload, Source::Child(this.link.name(&this.core.roster)));
         }
         this.core.mark_cancelled_inside();
-        this.node.detach();
+        this.link.leave(&this.core.roster);
         if let Some(pre_start) = this.pre_start.take() {
             pre_start.ended(true);
         }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::roster::SlotRef;
 use crate::tree::{Node, NodeKind};
 
 /// How to make a scope's node when something inside its lazily polled body needs it.
@@ -49,6 +50,11 @@ impl NodeSpec {
 
 enum Current {
     Node(Arc<Node>),
+    /// A spawned or borrowing child without a node yet (see `roster`); `made` once needed.
+    Child {
+        slot: SlotRef,
+        made: Option<Arc<Node>>,
+    },
     /// A scope running its body without a node yet; `made` is the node once it was needed.
     Lazy {
         parent: Option<Arc<Node>>,
@@ -67,6 +73,14 @@ pub(crate) fn current() -> Option<Arc<Node>> {
     CURRENT.with(|c| match &mut *c.borrow_mut() {
         None => None,
         Some(Current::Node(node)) => Some(Arc::clone(node)),
+        Some(Current::Child { slot, made }) => match made {
+            Some(node) => Some(Arc::clone(node)),
+            None => {
+                // `None` only if the child has left, which cannot happen while it is polled.
+                *made = slot.roster.make_node(slot.key);
+                made.clone()
+            }
+        },
         Some(Current::Lazy { parent, spec, made }) => {
             Some(Arc::clone(made.get_or_insert_with(|| {
                 let node = spec.make();
@@ -82,6 +96,10 @@ pub(crate) fn current_is_cancelled() -> bool {
     CURRENT.with(|c| match &*c.borrow() {
         None => false,
         Some(Current::Node(node)) => node.is_cancelled(),
+        Some(Current::Child {
+            made: Some(node), ..
+        }) => node.is_cancelled(),
+        Some(Current::Child { slot, made: None }) => slot.lazy_cancelled(),
         Some(Current::Lazy {
             made: Some(node), ..
         }) => node.is_cancelled(),
@@ -114,6 +132,21 @@ pub(crate) fn enter<R>(node: &Arc<Node>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT.with(|c| c.borrow_mut().replace(Current::Node(Arc::clone(node))));
     let _restore = Restore(previous);
     f()
+}
+
+/// Runs `f` as the child `slot`, which has no node yet; returns its node if something inside
+/// made it.
+pub(crate) fn enter_child<R>(slot: SlotRef, f: impl FnOnce() -> R) -> (R, Option<Arc<Node>>) {
+    let entry = Current::Child { slot, made: None };
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(entry));
+    let restore = Restore(previous);
+    let out = f();
+    let made = CURRENT.with(|c| match &mut *c.borrow_mut() {
+        Some(Current::Child { made, .. }) => made.take(),
+        _ => None,
+    });
+    drop(restore);
+    (out, made)
 }
 
 /// Runs `f` under a scope that has no node yet. Returns the node if something inside made it

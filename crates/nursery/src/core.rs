@@ -22,6 +22,7 @@ use tokio::runtime::Handle;
 use crate::error::{CleanupTimedOut, Closed};
 use crate::panic::{self, Payload};
 use crate::reason::CancelReason;
+use crate::roster::Roster;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard};
 use crate::tree::{Node, NodeKind};
 
@@ -48,6 +49,8 @@ pub(crate) struct Core<E> {
     pub(crate) body: Arc<Node>,
     /// Spawned children hang under this node; `Nursery::cancel` cancels it.
     pub(crate) group: Arc<Node>,
+    /// The slots of spawned and borrowing children (see `roster.rs`).
+    pub(crate) roster: Arc<Roster>,
     /// The runtime children and the finisher are spawned on: captured when the nursery is built
     /// inside a runtime, or at its first poll.
     runtime: OnceLock<Handle>,
@@ -110,6 +113,7 @@ where
             gate,
             nursery,
             body,
+            roster: Roster::new(Arc::clone(&group)),
             group,
             runtime,
             cleanup_timeout,

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
+use crate::child::HandleLink;
 use crate::reason::CancelReason;
-use crate::tree::Node;
 
 /// Why [`ChildHandle::join`](crate::ChildHandle::join) has no value: the child did not complete
 /// successfully. Its error or panic went to the nursery, which reports it.
@@ -173,18 +173,22 @@ impl<T> Drop for SettleOnDrop<T> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join<T> {
     slot: Option<Arc<ValueSlot<T>>>,
-    node: Arc<Node>,
+    child: HandleLink,
 }
 
 impl<T> std::fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Join").field("node", &self.node).finish()
+        let (cancelled, _, finished) = self.child.status();
+        f.debug_struct("Join")
+            .field("cancelled", &cancelled)
+            .field("finished", &finished)
+            .finish()
     }
 }
 
 impl<T> Join<T> {
-    pub(crate) fn new(slot: Option<Arc<ValueSlot<T>>>, node: Arc<Node>) -> Self {
-        Join { slot, node }
+    pub(crate) fn new(slot: Option<Arc<ValueSlot<T>>>, child: HandleLink) -> Self {
+        Join { slot, child }
     }
 }
 
@@ -194,13 +198,13 @@ impl<T> Future for Join<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let cancelled = |node: &Node| {
-            JoinError::Cancelled(node.public_reason().unwrap_or(CancelReason::explicit(Some(
+        let cancelled = |child: &HandleLink| {
+            JoinError::Cancelled(child.status().1.unwrap_or(CancelReason::explicit(Some(
                 "the nursery was closed".into(),
             ))))
         };
         let Some(slot) = self.slot.as_ref() else {
-            return Poll::Ready(Err(cancelled(&self.node)));
+            return Poll::Ready(Err(cancelled(&self.child)));
         };
         slot.waker.register(cx.waker());
         let mut state = slot.state();
@@ -212,7 +216,7 @@ impl<T> Future for Join<T> {
             SlotState::Value(value) => Poll::Ready(Ok(value)),
             SlotState::Failed => Poll::Ready(Err(JoinError::Failed)),
             SlotState::Gone(true) => Poll::Ready(Err(JoinError::Panicked)),
-            SlotState::Gone(false) => Poll::Ready(Err(cancelled(&self.node))),
+            SlotState::Gone(false) => Poll::Ready(Err(cancelled(&self.child))),
             SlotState::Taken => Poll::Ready(Err(JoinError::AlreadyJoined)),
         }
     }

@@ -86,6 +86,7 @@ mod race;
 mod reason;
 mod render;
 mod resource;
+mod roster;
 mod run;
 mod scope;
 mod start;

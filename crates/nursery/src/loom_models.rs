@@ -232,3 +232,83 @@ fn orphan_release_racing_a_foreign_drop() {
     });
     ORDERS.assert_both("orphan release vs stash");
 }
+
+/// A child without a node waits for its group's cancellation through its roster slot (roster
+/// invariant 3): the registration racing the group's propagation never loses the wakeup.
+#[test]
+fn group_cancel_racing_a_lazy_child_wait() {
+    static ORDERS: Orders = Orders::new();
+    model(|| {
+        let core: Arc<Core<&'static str>> = Core::new(None, None, None);
+        let key = core.roster.enroll(None);
+        let group = core.group.clone();
+        let canceller = loom::thread::spawn(move || {
+            group.cancel(CancelReason::explicit(None));
+        });
+        let mut first_poll = true;
+        // A lost wakeup would leave this blocked forever: loom reports it as a deadlock.
+        loom::future::block_on(poll_fn(|cx| {
+            core.roster.register(key, cx.waker());
+            let (cancelled, _) = core.roster.lazy_cancelled(key);
+            if first_poll {
+                ORDERS.saw(cancelled);
+                first_poll = false;
+            }
+            if cancelled {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }));
+        canceller.join().unwrap();
+        core.roster.leave(key);
+        core.roster.release(key);
+    });
+    ORDERS.assert_both("group cancel vs lazy child wait");
+}
+
+/// `ChildHandle::cancel` on a child without a node makes its node and cancels it; the child,
+/// waiting through its slot, is woken and sees it.
+#[test]
+fn handle_cancel_racing_a_lazy_child_wait() {
+    static ORDERS: Orders = Orders::new();
+    model(|| {
+        let core: Arc<Core<&'static str>> = Core::new(None, None, None);
+        let key = core.roster.enroll(None);
+        let roster = core.roster.clone();
+        let canceller = loom::thread::spawn(move || {
+            roster.cancel(key, CancelReason::explicit(None));
+        });
+        let mut first_poll = true;
+        let mut node: Option<Arc<Node>> = None;
+        loom::future::block_on(poll_fn(|cx| {
+            let cancelled = match &node {
+                Some(node) => {
+                    node.register_owner(cx.waker());
+                    node.is_cancelled()
+                }
+                None => {
+                    core.roster.register(key, cx.waker());
+                    let (cancelled, made) = core.roster.lazy_cancelled(key);
+                    node = made;
+                    cancelled
+                }
+            };
+            if first_poll {
+                ORDERS.saw(cancelled);
+                first_poll = false;
+            }
+            if cancelled {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }));
+        canceller.join().unwrap();
+        core.roster.leave(key);
+        let (cancelled, reason, finished) = core.roster.status(key);
+        assert!(cancelled && reason.is_some_and(|r| r.is_explicit()) && finished);
+        core.roster.release(key);
+    });
+    ORDERS.assert_both("handle cancel vs lazy child wait");
+}

@@ -7,15 +7,29 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::context;
+use crate::reason::CancelReason;
 use crate::tree::{Node, NodeKind};
+
+/// One line of the rendering: a node, or a child that has no node yet (a roster slot).
+enum Item {
+    Node(Arc<Node>),
+    Lazy(Option<Arc<str>>, Option<CancelReason>),
+}
 
 /// Renders `root` and everything attached below it.
 pub(crate) fn render(root: &Arc<Node>) -> String {
     let mut out = String::new();
-    // (node, prefix for its own line, prefix for its children)
-    let mut stack: Vec<(Arc<Node>, String, String)> =
-        vec![(Arc::clone(root), String::new(), String::new())];
-    while let Some((node, line_prefix, child_prefix)) = stack.pop() {
+    // (item, prefix for its own line, prefix for its children)
+    let mut stack: Vec<(Item, String, String)> =
+        vec![(Item::Node(Arc::clone(root)), String::new(), String::new())];
+    while let Some((item, line_prefix, child_prefix)) = stack.pop() {
+        let node = match item {
+            Item::Node(node) => node,
+            Item::Lazy(name, reason) => {
+                let _ = writeln!(out, "{line_prefix}{}", lazy_label(name, reason));
+                continue;
+            }
+        };
         let _ = writeln!(out, "{line_prefix}{}", label(&node));
         let shown = shown_children(&node);
         let count = shown.len();
@@ -42,23 +56,57 @@ pub(crate) fn render_current() -> String {
 }
 
 /// The children to show: skipping structural nodes (gates, a nursery's children group) and an
-/// empty nursery body.
-fn shown_children(node: &Node) -> Vec<Arc<Node>> {
+/// empty nursery body. A children group shows its roster (children with or without a node, in
+/// slot order), then any other child attached to it (`start` children).
+fn shown_children(node: &Node) -> Vec<Item> {
     let mut shown = Vec::new();
     let mut pending = node.children();
     pending.reverse();
     while let Some(child) = pending.pop() {
         match child.kind() {
-            NodeKind::Gate | NodeKind::Children => {
+            NodeKind::Children => {
+                let mut from_roster = Vec::new();
+                if let Some(roster) = child.roster() {
+                    for (name, made) in roster.running() {
+                        match made {
+                            Some(made) => {
+                                from_roster.push(Arc::clone(&made));
+                                shown.push(Item::Node(made));
+                            }
+                            None => shown.push(Item::Lazy(name, roster.lazy_reason())),
+                        }
+                    }
+                }
+                for other in child.children() {
+                    if !from_roster.iter().any(|n| Arc::ptr_eq(n, &other)) {
+                        shown.push(Item::Node(other));
+                    }
+                }
+            }
+            NodeKind::Gate => {
                 let mut inner = child.children();
                 inner.reverse();
                 pending.extend(inner);
             }
             NodeKind::Body if child.children().is_empty() => {}
-            _ => shown.push(child),
+            _ => shown.push(Item::Node(child)),
         }
     }
     shown
+}
+
+fn lazy_label(name: Option<Arc<str>>, reason: Option<CancelReason>) -> String {
+    let mut label = String::from("child");
+    if let Some(name) = name {
+        let _ = write!(label, " {name:?}");
+    }
+    match reason {
+        Some(reason) => {
+            let _ = write!(label, " [cancelling: {reason}]");
+        }
+        None => label.push_str(" [running]"),
+    }
+    label
 }
 
 fn label(node: &Node) -> String {

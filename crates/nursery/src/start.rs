@@ -393,8 +393,7 @@ where
                     };
                     let fut = init(started);
                     let pre_start: Arc<dyn PreStart<E>> = Arc::clone(&slot) as _;
-                    let (_handle, task) =
-                        child::prepare_joined(&this.core, node, fut, Some(pre_start));
+                    let task = child::prepare_joined(&this.core, node, fut, Some(pre_start));
                     if let Some(task) = task {
                         match this.core.runtime() {
                             Some(runtime) => drop(runtime.spawn(task)),

@@ -40,6 +40,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::reason::CancelReason;
+use crate::roster::RosterLink;
 use crate::sync::{
     arc_into_inner, Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard, SetOnce,
 };
@@ -82,6 +83,8 @@ pub(crate) struct Node {
     grace: OnceLock<(std::time::Duration, Arc<Node>)>,
     /// A token for the parent, held after the owner was dropped with live structure left.
     stashed: Mutex<Option<LiveToken>>,
+    /// A nursery's children group: the roster whose children (without nodes) it wakes.
+    roster: OnceLock<RosterLink>,
     inner: Mutex<Inner>,
 }
 
@@ -120,6 +123,7 @@ impl Node {
             token: OnceLock::new(),
             grace: OnceLock::new(),
             stashed: Mutex::new(None),
+            roster: OnceLock::new(),
             inner: Mutex::new(Inner {
                 parent: None,
                 key_in_parent: 0,
@@ -128,39 +132,6 @@ impl Node {
                 deadline: None,
             }),
         })
-    }
-
-    /// `new` + `attach` in one step for a node nobody else can see yet (a spawned child): it is
-    /// built with its parent link in place, so only the parent's lock is taken.
-    pub(crate) fn new_attached(
-        kind: NodeKind,
-        name: Option<Arc<str>>,
-        parent: &Arc<Node>,
-    ) -> Arc<Node> {
-        let mut p = lock(&parent.inner);
-        let key = p.children.vacant_key();
-        let node = Node::new(kind, name);
-        {
-            // Uncontended: the node is not shared yet.
-            let mut inner = lock(&node.inner);
-            inner.parent = Some(Arc::clone(parent));
-            inner.key_in_parent = key;
-        }
-        let inserted = p.children.insert(Arc::clone(&node));
-        debug_assert_eq!(inserted, key);
-        // Under the parent's lock, as in `attach`: a propagation either sees this child in its
-        // snapshot or we see its bit.
-        if !node.shield_unlocked() && parent.cancelled.load(SeqCst) {
-            if let Some(origin) = parent.effective_reason() {
-                let _ = node.inherited_reason.set(origin);
-            }
-            node.cancelled.store(true, SeqCst);
-        }
-        node
-    }
-
-    fn shield_unlocked(&self) -> bool {
-        self.kind == NodeKind::Gate
     }
 
     pub(crate) fn name(&self) -> Option<&Arc<str>> {
@@ -183,6 +154,16 @@ impl Node {
             .iter()
             .map(|(_, c)| Arc::clone(c))
             .collect()
+    }
+
+    /// Makes this (children group) node wake `roster`'s children when it is cancelled.
+    pub(crate) fn set_roster(&self, roster: RosterLink) {
+        let _ = self.roster.set(roster);
+    }
+
+    /// The roster of a children group node.
+    pub(crate) fn roster(&self) -> Option<Arc<crate::roster::Roster>> {
+        self.roster.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// For a grace scope: its gate, whose deadline is set once the drain started.
@@ -499,6 +480,9 @@ impl Node {
                 }
                 node.owner.wake();
                 node.waiters.notify_waiters();
+                if let Some(roster) = node.roster() {
+                    roster.wake_all();
+                }
             }
         }
     }

@@ -1,0 +1,290 @@
+// The roster: one slot per spawned or borrowing child of a nursery, kept by the nursery's
+// children group, so that a child costs no node of its own until it needs one.
+//
+// A child needs a node (a place in the cancel tree) only when something must hang below it (a
+// scope or nursery inside it, a deadline lookup) or when it is cancelled on its own through its
+// `ChildHandle`. Until then, "is this child cancelled?" is "is the group cancelled?", and the
+// group's cancellation reaches it through the waker in its slot.
+//
+// Invariants
+//
+//  1. A slot is occupied from `enroll` until the child has left (`leave`) *and* no handle refers
+//     to it (`handles == 0`). Keys are never reused while a handle holds one.
+//  2. A slot's node, once made, is attached under the group and stays the child's node until the
+//     child leaves; `leave` detaches it and freezes what handles report (`Ended`).
+//  3. Wakeups (tree invariant 5): a child stores its waker in its slot (under the roster lock)
+//     *before* it reads the group's bit; the group's propagation stores the bit *before* it
+//     takes the wakers (`wake_all`, under the same lock). A node made by a handle gets the slot's
+//     waker as its owner before it is cancelled, and a child that finds a node made for it
+//     registers the slot's waker on it before reading the node's bit; `singled` is raised before
+//     the node is made, so one of the two always sees the other.
+//  4. `singled` only grows: it counts nodes made from outside the child (by a handle), so a lazy
+//     child checks its slot under the lock only once some child was singled out.
+//
+// Lock order: the roster lock may be held while a node lock is taken (`make_node` attaches under
+// the group), never the other way round: the tree calls `wake_all` after releasing its locks.
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{PoisonError, Weak};
+use std::task::Waker;
+
+use slab::Slab;
+
+use crate::reason::CancelReason;
+use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard};
+use crate::tree::{Node, NodeKind};
+
+pub(crate) struct Roster {
+    group: Arc<Node>,
+    slots: Mutex<Slab<Slot>>,
+    singled: AtomicUsize,
+}
+
+struct Slot {
+    name: Option<Arc<str>>,
+    waker: Option<Waker>,
+    node: Option<Arc<Node>>,
+    /// Handles referring to this slot.
+    handles: u32,
+    /// Set when the child left: what its handles report from then on (boxed: rare, and slots
+    /// stay small).
+    ended: Option<Box<Ended>>,
+}
+
+#[derive(Clone)]
+struct Ended {
+    cancelled: bool,
+    reason: Option<CancelReason>,
+}
+
+impl std::fmt::Debug for Roster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Roster")
+            .field("children", &self.slots().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a lazily polled child's context needs to make its node: the roster and the key.
+#[derive(Clone)]
+pub(crate) struct SlotRef {
+    pub(crate) roster: Arc<Roster>,
+    pub(crate) key: usize,
+}
+
+impl Roster {
+    /// The roster of `group`; the group's propagation wakes the roster's children.
+    pub(crate) fn new(group: Arc<Node>) -> Arc<Roster> {
+        let roster = Arc::new(Roster {
+            group,
+            slots: Mutex::new(Slab::new()),
+            singled: AtomicUsize::new(0),
+        });
+        roster.group.set_roster(Arc::downgrade(&roster));
+        roster
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Slab<Slot>> {
+        // No user code runs under this lock; wakers are woken after it is released.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for a new child, with one handle (the one `spawn` returns).
+    pub(crate) fn enroll(&self, name: Option<Arc<str>>) -> usize {
+        self.slots().insert(Slot {
+            name,
+            waker: None,
+            node: None,
+            handles: 1,
+            ended: None,
+        })
+    }
+
+    /// Stores the waker of a child without a node (invariant 3).
+    pub(crate) fn register(&self, key: usize, waker: &Waker) {
+        if let Some(slot) = self.slots().get_mut(key) {
+            match &slot.waker {
+                Some(old) if old.will_wake(waker) => {}
+                _ => slot.waker = Some(waker.clone()),
+            }
+        }
+    }
+
+    /// Whether a child without a node of its own is cancelled: the group's bit, unless some
+    /// child was singled out, in which case its slot may have a node by now (returned).
+    pub(crate) fn lazy_cancelled(&self, key: usize) -> (bool, Option<Arc<Node>>) {
+        if self.singled.load(SeqCst) > 0 {
+            let node = {
+                let slots = self.slots();
+                slots.get(key).and_then(|slot| {
+                    let node = slot.node.clone()?;
+                    // The child waited through its slot: it now waits through the node, and its
+                    // waker must be there before the node's bit is read (invariant 3).
+                    if let Some(waker) = &slot.waker {
+                        node.register_owner(waker);
+                    }
+                    Some(node)
+                })
+            };
+            if let Some(node) = node {
+                return (node.is_cancelled(), Some(node));
+            }
+        }
+        (self.group.is_cancelled(), None)
+    }
+
+    /// The child's name (for failure reports).
+    pub(crate) fn name(&self, key: usize) -> Option<Arc<str>> {
+        self.slots().get(key).and_then(|slot| slot.name.clone())
+    }
+
+    /// The child's node, made and attached under the group if it has none yet. `None` once the
+    /// child has left.
+    pub(crate) fn make_node(&self, key: usize) -> Option<Arc<Node>> {
+        let mut slots = self.slots();
+        let slot = slots.get_mut(key)?;
+        if slot.ended.is_some() {
+            return None;
+        }
+        if let Some(node) = &slot.node {
+            return Some(Arc::clone(node));
+        }
+        let node = Node::new(NodeKind::Child, slot.name.clone());
+        if let Some(waker) = &slot.waker {
+            node.register_owner(waker);
+        }
+        node.attach(Some(&self.group));
+        slot.node = Some(Arc::clone(&node));
+        Some(node)
+    }
+
+    /// `ChildHandle::cancel`: the child gets its node (if it has none) and that node is
+    /// cancelled; the child sees it at its next poll, which this wakes.
+    pub(crate) fn cancel(&self, key: usize, reason: CancelReason) {
+        // Counted before the node is made: a child that stores its waker after `make_node`
+        // looked for it then sees the count and finds the node (invariant 3).
+        self.singled.fetch_add(1, SeqCst);
+        let Some(node) = self.make_node(key) else {
+            return;
+        };
+        node.cancel(reason);
+    }
+
+    /// Wakes every child without a node (the group was cancelled).
+    pub(crate) fn wake_all(&self) {
+        let wakers: Vec<Waker> = self
+            .slots()
+            .iter_mut()
+            .filter_map(|(_, slot)| slot.waker.take())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// The child left the nursery: freeze what handles report, detach its node.
+    pub(crate) fn leave(&self, key: usize) {
+        let node = {
+            let mut slots = self.slots();
+            let Some(slot) = slots.get_mut(key) else {
+                return;
+            };
+            let node = slot.node.take();
+            if slot.handles == 0 {
+                slots.remove(key);
+            } else {
+                let ended = match &node {
+                    Some(node) => Ended {
+                        cancelled: node.is_cancelled(),
+                        reason: node.public_reason(),
+                    },
+                    None => self.group_view(),
+                };
+                slot.ended = Some(Box::new(ended));
+                slot.waker = None;
+            }
+            node
+        };
+        if let Some(node) = node {
+            node.detach();
+        }
+    }
+
+    /// What a child without a node of its own sees: the group's state.
+    fn group_view(&self) -> Ended {
+        let cancelled = self.group.is_cancelled();
+        Ended {
+            cancelled,
+            reason: cancelled
+                .then(|| self.group.effective_reason())
+                .flatten()
+                .map(CancelReason::ParentCancelled),
+        }
+    }
+
+    /// One more handle on `key`.
+    pub(crate) fn retain(&self, key: usize) {
+        if let Some(slot) = self.slots().get_mut(key) {
+            slot.handles += 1;
+        }
+    }
+
+    /// One handle fewer on `key`; frees the slot if the child has left and it was the last.
+    pub(crate) fn release(&self, key: usize) {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get_mut(key) {
+            slot.handles -= 1;
+            if slot.handles == 0 && slot.ended.is_some() {
+                slots.remove(key);
+            }
+        }
+    }
+
+    /// (cancelled now, its public reason, finished) as a handle reports them.
+    pub(crate) fn status(&self, key: usize) -> (bool, Option<CancelReason>, bool) {
+        let node = {
+            let slots = self.slots();
+            let Some(slot) = slots.get(key) else {
+                return (false, None, true);
+            };
+            if let Some(ended) = &slot.ended {
+                return (ended.cancelled, ended.reason.clone(), true);
+            }
+            slot.node.clone()
+        };
+        match node {
+            Some(node) => (node.is_cancelled(), node.public_reason(), false),
+            None => {
+                let view = self.group_view();
+                (view.cancelled, view.reason, false)
+            }
+        }
+    }
+
+    /// The running children for rendering: (name, node if made).
+    pub(crate) fn running(&self) -> Vec<RunningChild> {
+        self.slots()
+            .iter()
+            .filter(|(_, slot)| slot.ended.is_none())
+            .map(|(_, slot)| (slot.name.clone(), slot.node.clone()))
+            .collect()
+    }
+
+    /// The public reason of a running child without a node (rendering).
+    pub(crate) fn lazy_reason(&self) -> Option<CancelReason> {
+        self.group_view().reason
+    }
+}
+
+impl SlotRef {
+    /// Whether a child being polled without a node is cancelled.
+    pub(crate) fn lazy_cancelled(&self) -> bool {
+        self.roster.lazy_cancelled(self.key).0
+    }
+}
+
+/// A running child as rendering sees it: its name, and its node if it has one.
+pub(crate) type RunningChild = (Option<Arc<str>>, Option<Arc<Node>>);
+
+/// A weak link from a group node to its roster (the roster holds the group strongly).
+pub(crate) type RosterLink = Weak<Roster>;
