@@ -370,6 +370,7 @@ where
         name = name.as_deref().unwrap_or(""),
         nursery = core.name.as_deref().unwrap_or(""),
     );
+    let span = (!span.is_none()).then(|| Box::new(span));
     Some(ChildTask {
         fut: Some(fut),
         link,
@@ -558,8 +559,9 @@ where
     /// Set for a child of `start` until it signals: its failures go to the caller.
     pre_start: Option<Arc<dyn PreStart<E>>>,
     dropped_by_cancel: bool,
-    /// Parented to the spawner's span, so logs show which code spawned the child.
-    span: tracing::Span,
+    /// Parented to the spawner's span, so logs show which code spawned the child. Boxed, and
+    /// only when a subscriber wants it: the runner stays small to move into its task.
+    span: Option<Box<tracing::Span>>,
 }
 
 /// Where a `start` child's outcome goes before it signals (see `start.rs`).
@@ -581,7 +583,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        let _entered = this.span.enter();
+        let _entered = this.span.as_deref().map(tracing::Span::enter);
         loop {
             match *this.state {
                 State::Running | State::Unwinding => {

@@ -40,21 +40,46 @@ pub(crate) struct Roster {
     singled: AtomicUsize,
 }
 
+/// One child. Kept to 32 bytes: a nursery of N children holds N of these in one vector, and the
+/// common child (unnamed, no node, no handle left) needs nothing more.
 struct Slot {
-    name: Option<Arc<str>>,
     waker: Option<Waker>,
-    node: Option<Arc<Node>>,
+    /// Name, node and final state, for the children that have any of them.
+    extra: Option<Box<Extra>>,
     /// Handles referring to this slot.
     handles: u32,
-    /// Set when the child left: what its handles report from then on (boxed: rare, and slots
-    /// stay small).
-    ended: Option<Box<Ended>>,
+}
+
+#[derive(Default)]
+struct Extra {
+    name: Option<Arc<str>>,
+    node: Option<Arc<Node>>,
+    /// Set when the child left while handles remained: what they report from then on.
+    ended: Option<Ended>,
 }
 
 #[derive(Clone)]
 struct Ended {
     cancelled: bool,
     reason: Option<CancelReason>,
+}
+
+impl Slot {
+    fn name(&self) -> Option<&Arc<str>> {
+        self.extra.as_ref().and_then(|e| e.name.as_ref())
+    }
+
+    fn node(&self) -> Option<&Arc<Node>> {
+        self.extra.as_ref().and_then(|e| e.node.as_ref())
+    }
+
+    fn ended(&self) -> Option<&Ended> {
+        self.extra.as_ref().and_then(|e| e.ended.as_ref())
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
 }
 
 impl std::fmt::Debug for Roster {
@@ -91,12 +116,22 @@ impl Roster {
 
     /// A slot for a new child, with one handle (the one `spawn` returns).
     pub(crate) fn enroll(&self, name: Option<Arc<str>>) -> usize {
-        self.slots().insert(Slot {
-            name,
+        let mut slots = self.slots();
+        if slots.len() == slots.capacity() {
+            // Grow by a quarter rather than double: the unused tail of a large roster is memory
+            // every child pays for, and a quarter still amortizes the copies.
+            let more = (slots.capacity() / 4).max(4);
+            slots.reserve_exact(more);
+        }
+        slots.insert(Slot {
             waker: None,
-            node: None,
+            extra: name.map(|name| {
+                Box::new(Extra {
+                    name: Some(name),
+                    ..Extra::default()
+                })
+            }),
             handles: 1,
-            ended: None,
         })
     }
 
@@ -117,7 +152,7 @@ impl Roster {
             let node = {
                 let slots = self.slots();
                 slots.get(key).and_then(|slot| {
-                    let node = slot.node.clone()?;
+                    let node = slot.node()?.clone();
                     // The child waited through its slot: it now waits through the node, and its
                     // waker must be there before the node's bit is read (invariant 3).
                     if let Some(waker) = &slot.waker {
@@ -135,7 +170,7 @@ impl Roster {
 
     /// The child's name (for failure reports).
     pub(crate) fn name(&self, key: usize) -> Option<Arc<str>> {
-        self.slots().get(key).and_then(|slot| slot.name.clone())
+        self.slots().get(key).and_then(|slot| slot.name().cloned())
     }
 
     /// The child's node, made and attached under the group if it has none yet. `None` once the
@@ -143,18 +178,18 @@ impl Roster {
     pub(crate) fn make_node(&self, key: usize) -> Option<Arc<Node>> {
         let mut slots = self.slots();
         let slot = slots.get_mut(key)?;
-        if slot.ended.is_some() {
+        if slot.ended().is_some() {
             return None;
         }
-        if let Some(node) = &slot.node {
+        if let Some(node) = slot.node() {
             return Some(Arc::clone(node));
         }
-        let node = Node::new(NodeKind::Child, slot.name.clone());
+        let node = Node::new(NodeKind::Child, slot.name().cloned());
         if let Some(waker) = &slot.waker {
             node.register_owner(waker);
         }
         node.attach(Some(&self.group));
-        slot.node = Some(Arc::clone(&node));
+        slot.extra().node = Some(Arc::clone(&node));
         Some(node)
     }
 
@@ -189,7 +224,7 @@ impl Roster {
             let Some(slot) = slots.get_mut(key) else {
                 return;
             };
-            let node = slot.node.take();
+            let node = slot.extra.as_mut().and_then(|e| e.node.take());
             if slot.handles == 0 {
                 slots.remove(key);
             } else {
@@ -200,7 +235,7 @@ impl Roster {
                     },
                     None => self.group_view(),
                 };
-                slot.ended = Some(Box::new(ended));
+                slot.extra().ended = Some(ended);
                 slot.waker = None;
             }
             node
@@ -234,7 +269,7 @@ impl Roster {
         let mut slots = self.slots();
         if let Some(slot) = slots.get_mut(key) {
             slot.handles -= 1;
-            if slot.handles == 0 && slot.ended.is_some() {
+            if slot.handles == 0 && slot.ended().is_some() {
                 slots.remove(key);
             }
         }
@@ -247,10 +282,10 @@ impl Roster {
             let Some(slot) = slots.get(key) else {
                 return (false, None, true);
             };
-            if let Some(ended) = &slot.ended {
+            if let Some(ended) = slot.ended() {
                 return (ended.cancelled, ended.reason.clone(), true);
             }
-            slot.node.clone()
+            slot.node().cloned()
         };
         match node {
             Some(node) => (node.is_cancelled(), node.public_reason(), false),
@@ -265,8 +300,8 @@ impl Roster {
     pub(crate) fn running(&self) -> Vec<RunningChild> {
         self.slots()
             .iter()
-            .filter(|(_, slot)| slot.ended.is_none())
-            .map(|(_, slot)| (slot.name.clone(), slot.node.clone()))
+            .filter(|(_, slot)| slot.ended().is_none())
+            .map(|(_, slot)| (slot.name().cloned(), slot.node().cloned()))
             .collect()
     }
 

@@ -269,7 +269,7 @@ impl Node {
         self.own_reason.get().is_some()
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn own_reason(&self) -> Option<&Arc<CancelReason>> {
         self.own_reason.get()
     }
