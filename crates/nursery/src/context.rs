@@ -111,11 +111,36 @@ pub(crate) fn current_is_cancelled() -> bool {
     })
 }
 
-struct Restore(Option<Current>);
+/// An entry made current; `exit` puts the previous one back (two thread-local accesses in all),
+/// and so does `Drop` when a poll unwinds.
+struct Entered {
+    previous: Option<Current>,
+    armed: bool,
+}
 
-impl Drop for Restore {
+impl Entered {
+    fn enter(entry: Current) -> Entered {
+        let previous = CURRENT.with(|c| c.borrow_mut().replace(entry));
+        Entered {
+            previous,
+            armed: true,
+        }
+    }
+
+    /// Restores the previous entry and returns this one (as the poll left it).
+    fn exit(mut self) -> Option<Current> {
+        self.armed = false;
+        let previous = self.previous.take();
+        CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
+    }
+}
+
+impl Drop for Entered {
     fn drop(&mut self) {
-        let previous = self.0.take();
+        if !self.armed {
+            return;
+        }
+        let previous = self.previous.take();
         let mine = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous));
         // Unwinding out of a lazily polled body: a node it made is attached but has no owner.
         if let Some(Current::Lazy {
@@ -129,24 +154,21 @@ impl Drop for Restore {
 
 /// Runs `f` with `node` as the current node.
 pub(crate) fn enter<R>(node: &Arc<Node>, f: impl FnOnce() -> R) -> R {
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(Current::Node(Arc::clone(node))));
-    let _restore = Restore(previous);
-    f()
+    let entered = Entered::enter(Current::Node(Arc::clone(node)));
+    let out = f();
+    drop(entered.exit());
+    out
 }
 
 /// Runs `f` as the child `slot`, which has no node yet; returns its node if something inside
 /// made it.
 pub(crate) fn enter_child<R>(slot: SlotRef, f: impl FnOnce() -> R) -> (R, Option<Arc<Node>>) {
-    let entry = Current::Child { slot, made: None };
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(entry));
-    let restore = Restore(previous);
+    let entered = Entered::enter(Current::Child { slot, made: None });
     let out = f();
-    let made = CURRENT.with(|c| match &mut *c.borrow_mut() {
-        Some(Current::Child { made, .. }) => made.take(),
-        _ => None,
-    });
-    drop(restore);
-    (out, made)
+    match entered.exit() {
+        Some(Current::Child { made, .. }) => (out, made),
+        _ => (out, None),
+    }
 }
 
 /// Runs `f` under a scope that has no node yet. Returns the node if something inside made it
@@ -157,20 +179,13 @@ pub(crate) fn enter_lazy<R>(
     spec: NodeSpec,
     f: impl FnOnce() -> R,
 ) -> (R, Option<Arc<Node>>, (Option<Arc<Node>>, NodeSpec)) {
-    let lazy = Current::Lazy {
+    let entered = Entered::enter(Current::Lazy {
         parent,
         spec,
         made: None,
-    };
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(lazy));
-    let restore = Restore(previous);
+    });
     let out = f();
-    let mine = CURRENT.with(|c| c.borrow_mut().take());
-    let mut restore = restore;
-    let previous = restore.0.take();
-    CURRENT.with(|c| *c.borrow_mut() = previous);
-    std::mem::forget(restore);
-    match mine {
+    match entered.exit() {
         Some(Current::Lazy { parent, spec, made }) => (out, made, (parent, spec)),
         // Runners restore what they replaced, so the innermost entry is ours again.
         _ => unreachable!("the lazy scope's context entry was replaced"),

@@ -98,7 +98,8 @@ pub struct Run<F: Future> {
     /// Kept while parked, to detect being polled after the absorbing scope ended.
     parked_under: Option<Arc<Node>>,
     /// Created the first time the body suspends (scopes that complete at once cost nothing).
-    span: Option<tracing::Span>,
+    /// `None` until the first suspension; then the span, boxed, if a subscriber wants it.
+    span: Option<Option<Box<tracing::Span>>>,
 }
 
 impl<F: Future> Run<F> {
@@ -310,10 +311,10 @@ impl<F: Future> Future for Run<F> {
                         continue;
                     }
                     if std::mem::take(this.just_polled) {
-                        *this.span = Some(tracing::debug_span!(
+                        *this.span = Some(boxed_span(tracing::debug_span!(
                             "scope",
                             name = node.name().map_or("", |n| &**n)
-                        ));
+                        )));
                         return Poll::Pending;
                     }
                     let body = this
@@ -321,14 +322,18 @@ impl<F: Future> Future for Run<F> {
                         .as_mut()
                         .as_pin_mut()
                         .expect("running scope has a body");
-                    let entered = this.span.as_ref().map(tracing::Span::enter);
+                    let entered = this
+                        .span
+                        .as_ref()
+                        .and_then(Option::as_deref)
+                        .map(tracing::Span::enter);
                     let polled = context::enter(body_node, || body.poll(cx));
                     drop(entered);
                     if polled.is_pending() && this.span.is_none() {
-                        *this.span = Some(tracing::debug_span!(
+                        *this.span = Some(boxed_span(tracing::debug_span!(
                             "scope",
                             name = node.name().map_or("", |n| &**n)
-                        ));
+                        )));
                     }
                     match polled {
                         Poll::Ready(value) => {
@@ -358,7 +363,11 @@ impl<F: Future> Future for Run<F> {
                         this.body.set(None);
                         *this.timer = None;
                         if absorbs(node) {
-                            let _entered = this.span.as_ref().map(tracing::Span::enter);
+                            let _entered = this
+                                .span
+                                .as_ref()
+                                .and_then(Option::as_deref)
+                                .map(tracing::Span::enter);
                             tracing::debug!(
                                 reason = %node.public_reason().map_or_else(String::new, |r| r.to_string()),
                                 "scope absorbed its cancellation"
@@ -382,7 +391,11 @@ impl<F: Future> Future for Run<F> {
                         // Only orphans are left; their release wakes us.
                         return Poll::Pending;
                     };
-                    let _entered = this.span.as_ref().map(tracing::Span::enter);
+                    let _entered = this
+                        .span
+                        .as_ref()
+                        .and_then(Option::as_deref)
+                        .map(tracing::Span::enter);
                     match context::enter(body_node, || body.poll(cx)) {
                         // Rule 1: a body that completes while cancelled is returned.
                         Poll::Ready(value) => {
@@ -416,6 +429,11 @@ impl<F: Future> Future for Run<F> {
             }
         }
     }
+}
+
+/// A span worth keeping: boxed, and only if a subscriber is interested.
+fn boxed_span(span: tracing::Span) -> Option<Box<tracing::Span>> {
+    (!span.is_none()).then(|| Box::new(span))
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use pin_project::pin_project;
 use tokio::time::Instant;
 
+use crate::context::NodeSpec;
 use crate::error::Elapsed;
 use crate::run::Run;
 use crate::scope::CancelScope;
@@ -36,7 +37,15 @@ use crate::scope::CancelScope;
 /// # }
 /// ```
 pub fn move_on_after<F: IntoFuture>(timeout: Duration, body: F) -> Run<F::IntoFuture> {
-    CancelScope::new().with_timeout(timeout).run(body)
+    // Built directly (not through `CancelScope`'s builder): this is the hot path of timeouts.
+    Run::new(
+        None,
+        NodeSpec::EMPTY,
+        Some(timeout),
+        None,
+        None,
+        body.into_future(),
+    )
 }
 
 /// Runs `body` until `deadline`; `None` if it passed first (trio's `move_on_at`).
@@ -62,7 +71,11 @@ pub fn move_on_after<F: IntoFuture>(timeout: Duration, body: F) -> Run<F::IntoFu
 /// # }
 /// ```
 pub fn move_on_at<F: IntoFuture>(deadline: Instant, body: F) -> Run<F::IntoFuture> {
-    CancelScope::new().with_deadline(deadline).run(body)
+    let spec = NodeSpec {
+        deadline: Some(deadline),
+        ..NodeSpec::EMPTY
+    };
+    Run::new(None, spec, None, None, None, body.into_future())
 }
 
 /// Runs `body` with a timeout; `Err(Elapsed)` if the timeout expired first (trio's
