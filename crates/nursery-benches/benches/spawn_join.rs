@@ -34,8 +34,85 @@ async fn work(i: usize) -> usize {
     black_box(i)
 }
 
+const IMPLEMENTATIONS: [&str; 6] = [
+    "nursery",
+    "raw_spawn",
+    "joinset",
+    "tracker_token",
+    "futures_unordered",
+    "moro",
+];
+
+/// Spawns `n` children with `implementation` and waits for all of them.
+async fn spawn_and_join(implementation: &str, n: usize) {
+    match implementation {
+        "nursery" => nursery::nursery(|nursery| async move {
+            for i in 0..n {
+                nursery.spawn(async move {
+                    work(i).await;
+                    Ok::<_, BenchError>(())
+                });
+            }
+            Ok(())
+        })
+        .await
+        .expect("nursery"),
+        "raw_spawn" => {
+            let mut handles = Vec::with_capacity(n);
+            for i in 0..n {
+                handles.push(tokio::spawn(work(i)));
+            }
+            for handle in handles {
+                handle.await.expect("join");
+            }
+        }
+        "joinset" => {
+            let mut set = JoinSet::new();
+            for i in 0..n {
+                set.spawn(work(i));
+            }
+            while let Some(done) = set.join_next().await {
+                done.expect("join");
+            }
+        }
+        "tracker_token" => {
+            let tracker = TaskTracker::new();
+            let token = CancellationToken::new();
+            for i in 0..n {
+                let child = token.child_token();
+                tracker.spawn(async move {
+                    tokio::select! {
+                        _ = child.cancelled() => {}
+                        _ = work(i) => {}
+                    }
+                });
+            }
+            tracker.close();
+            tracker.wait().await;
+        }
+        "futures_unordered" => {
+            let mut children: FuturesUnordered<_> = (0..n).map(work).collect();
+            while children.next().await.is_some() {}
+        }
+        "moro" => {
+            moro::async_scope!(|scope| {
+                for i in 0..n {
+                    drop(scope.spawn(work(i)));
+                }
+            })
+            .await;
+        }
+        other => unreachable!("unknown implementation {other}"),
+    }
+}
+
 fn spawn_join(c: &mut Criterion) {
     for (rt_name, rt) in support::runtimes() {
+        // Every implementation once at the largest size before anything is timed, so the first
+        // one measured does not pay for growing the allocator's and the runtime's buffers.
+        for implementation in IMPLEMENTATIONS {
+            rt.block_on(spawn_and_join(implementation, SIZES[SIZES.len() - 1]));
+        }
         let mut group = c.benchmark_group(format!("spawn_join/{rt_name}"));
         for n in SIZES {
             if n >= 100_000 {
@@ -43,76 +120,11 @@ fn spawn_join(c: &mut Criterion) {
             } else {
                 group.sample_size(50);
             }
-            group.bench_with_input(BenchmarkId::new("nursery", n), &n, |b, &n| {
-                b.to_async(&rt).iter(|| async move {
-                    nursery::nursery(|nursery| async move {
-                        for i in 0..n {
-                            nursery.spawn(async move {
-                                work(i).await;
-                                Ok::<_, BenchError>(())
-                            });
-                        }
-                        Ok(())
-                    })
-                    .await
-                    .expect("nursery");
+            for implementation in IMPLEMENTATIONS {
+                group.bench_with_input(BenchmarkId::new(implementation, n), &n, |b, &n| {
+                    b.to_async(&rt).iter(|| spawn_and_join(implementation, n));
                 });
-            });
-            group.bench_with_input(BenchmarkId::new("raw_spawn", n), &n, |b, &n| {
-                b.to_async(&rt).iter(|| async move {
-                    let mut handles = Vec::with_capacity(n);
-                    for i in 0..n {
-                        handles.push(tokio::spawn(work(i)));
-                    }
-                    for handle in handles {
-                        handle.await.expect("join");
-                    }
-                });
-            });
-            group.bench_with_input(BenchmarkId::new("joinset", n), &n, |b, &n| {
-                b.to_async(&rt).iter(|| async move {
-                    let mut set = JoinSet::new();
-                    for i in 0..n {
-                        set.spawn(work(i));
-                    }
-                    while let Some(done) = set.join_next().await {
-                        done.expect("join");
-                    }
-                });
-            });
-            group.bench_with_input(BenchmarkId::new("tracker_token", n), &n, |b, &n| {
-                b.to_async(&rt).iter(|| async move {
-                    let tracker = TaskTracker::new();
-                    let token = CancellationToken::new();
-                    for i in 0..n {
-                        let child = token.child_token();
-                        tracker.spawn(async move {
-                            tokio::select! {
-                                _ = child.cancelled() => {}
-                                _ = work(i) => {}
-                            }
-                        });
-                    }
-                    tracker.close();
-                    tracker.wait().await;
-                });
-            });
-            group.bench_with_input(BenchmarkId::new("futures_unordered", n), &n, |b, &n| {
-                b.to_async(&rt).iter(|| async move {
-                    let mut children: FuturesUnordered<_> = (0..n).map(work).collect();
-                    while children.next().await.is_some() {}
-                });
-            });
-            group.bench_with_input(BenchmarkId::new("moro", n), &n, |b, &n| {
-                b.to_async(&rt).iter(|| async move {
-                    moro::async_scope!(|scope| {
-                        for i in 0..n {
-                            drop(scope.spawn(work(i)));
-                        }
-                    })
-                    .await;
-                });
-            });
+            }
         }
         group.finish();
     }

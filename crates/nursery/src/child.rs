@@ -3,8 +3,8 @@
 // `start` children have a node from the beginning (it moves from the caller's scope).
 //
 // States of `ChildTask` (same shape as a scope's `Run`):
-//   Running   - the child's future is polled under the child's node.
-//   Unwinding - the node is cancelled; the future is polled only while live structure remains
+//   Running   - the child's future is polled under the child's node (or lazily, as its slot).
+//   Unwinding - the child is cancelled; the future is polled only while live structure remains
 //               inside it, then dropped.
 //   Draining  - the future is gone; waiting for orphans adopted by the child's node.
 //   Done      - the child left the nursery.

@@ -1,8 +1,10 @@
 // The cancel tree: how a cancellation travels.
 //
 // `CancelScope`, nurseries and children decide *where* a cancellation starts; this file decides how
-// it reaches everything below. Every scope, nursery (three nodes: nursery, body, children group),
-// child task and cleanup owns one `Node`.
+// it reaches everything below. Every nursery (three nodes: nursery, body, children group) and
+// cleanup owns a `Node`. Scopes and children get theirs lazily: a scope whose body completes on
+// its first poll never needs one (`context.rs`), and a spawned or borrowing child lives in its
+// nursery's roster until something inside it, or its handle, needs a node (`roster.rs`).
 //
 // Invariants
 //

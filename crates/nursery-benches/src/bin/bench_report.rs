@@ -2,7 +2,7 @@
 //! `BENCHMARKS.md` at the workspace root: the targets summary, the machine, and one table per
 //! workload comparing `nursery` with the tools a tokio user would use instead.
 //!
-//! Quick mode (the default) passes criterion `--quick --warm-up-time 1 --measurement-time 2` and
+//! Quick mode (the default) passes criterion `--quick --warm-up-time 2 --measurement-time 3` and
 //! sets `NURSERY_BENCH_QUICK=1`; `--full` runs every bench with its own settings. Previous
 //! results in the output directory are removed first. A bench that fails is recorded as failed in
 //! the report, which is still written, and the command then exits with status 1.
@@ -44,7 +44,7 @@ usage: cargo bench-report [--full] [--out <dir>] [--output <file>] [--only <benc
 
 Runs every bench target of nursery-benches and writes BENCHMARKS.md at the workspace root.
 
-  --quick              criterion --quick --warm-up-time 1 --measurement-time 2 and
+  --quick              criterion --quick --warm-up-time 2 --measurement-time 3 and
                        NURSERY_BENCH_QUICK=1 (the default)
   --full               every bench with its own settings
   --out <dir>          where results go (default $NURSERY_BENCH_OUT or target/nursery-bench);

@@ -15,7 +15,7 @@ pub(crate) const RUN_LOG: &str = "bench-report-run.json";
 
 /// Criterion's arguments in quick mode (checked against criterion 0.7's `configure_from_args`).
 pub(crate) const QUICK_CRITERION_ARGS: &[&str] =
-    &["--quick", "--warm-up-time", "1", "--measurement-time", "2"];
+    &["--quick", "--warm-up-time", "2", "--measurement-time", "3"];
 
 /// How a bench target is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,7 @@ const BENCHES: &[(&str, Kind)] = &[
     ("heap_per_child", Kind::Custom),
     ("force_exit", Kind::Custom),
     ("idle_connections", Kind::Custom),
+    ("instructions", Kind::Custom),
 ];
 
 /// Quick or full.

@@ -116,7 +116,19 @@ stream read in a `tokio::select!` next to the body, returning on the first error
         intro: "10 000 idle WebSocket connections with 1 s heartbeats: the CPU the client process \
 uses meanwhile, in percent of one core, and its resident memory (`rss_mb`). `nursery`: one \
 `supervise` per connection with a heartbeat; the peer is a plain tokio-tungstenite client with \
-a task per connection that pings every second and reads pongs (`ws_baseline`).",
+a task per connection that pings every second and reads pongs (`ws_baseline`), and the same \
+with the 4 KiB read buffer `nursery-net` uses (`ws_baseline_4k`).",
+        param: "case",
+        per: None,
+    },
+    Workload {
+        name: "instructions",
+        title: "instructions per operation (callgrind)",
+        intro: "The spawn, scope and borrowing workloads again, counted in instructions by \
+valgrind's callgrind instead of timed: the program re-runs itself under callgrind at two \
+iteration counts and divides the difference by the operations done, so startup cancels out. \
+Counts repeat exactly run after run, where timings on a shared machine move by tens of percent; \
+they do not see cache misses or page faults, which the timed tables do.",
         param: "case",
         per: None,
     },

@@ -1,0 +1,242 @@
+//! Instructions per operation, counted by valgrind's callgrind: the same workloads as the timed
+//! benches, but as counts that do not move with machine load (timings on a shared 2-core machine
+//! vary by tens of percent between runs; instruction counts repeat exactly).
+//!
+//! The program re-runs itself under `valgrind --tool=callgrind` once per workload and
+//! implementation, at two iteration counts, and takes the difference: startup and runtime
+//! construction cancel out, leaving the cost of the iterations alone, divided by the operations
+//! they did (children spawned, scopes entered). Everything runs on a current-thread runtime.
+//! Instructions are not time (a cache miss costs more than an add), so this table complements
+//! the criterion medians rather than replacing them. Without valgrind it writes a measurement
+//! with a note and no rows.
+//!
+//! ```text
+//! cargo bench -p nursery-benches --bench instructions
+//! ```
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use nursery_benches::{Measurement, Row};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Set in the re-run child: `<workload>:<implementation>:<iterations>`.
+const CHILD_ENV: &str = "NURSERY_INSTRUCTIONS_CHILD";
+
+/// Children per spawn/borrowing iteration, scopes per scope iteration.
+const OPS: usize = 1_000;
+
+/// (workload, implementations).
+const WORKLOADS: &[(&str, &[&str])] = &[
+    (
+        "spawn_join",
+        &["nursery", "joinset", "raw_spawn", "tracker_token"],
+    ),
+    ("scope_ready", &["nursery", "nursery_plain", "timeout"]),
+    ("borrowing", &["nursery", "futures_unordered", "moro"]),
+];
+
+async fn work(i: usize) -> usize {
+    black_box(i)
+}
+
+async fn borrowed(data: &[u64], i: usize) {
+    black_box(data[i]);
+    tokio::task::yield_now().await;
+}
+
+/// One iteration of `workload` on `implementation`.
+async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
+    match (workload, implementation) {
+        ("spawn_join", "nursery") => nursery::nursery(|n| async move {
+            for i in 0..OPS {
+                n.spawn(async move {
+                    work(i).await;
+                    Ok::<_, std::io::Error>(())
+                });
+            }
+            Ok(())
+        })
+        .await
+        .expect("nursery"),
+        ("spawn_join", "joinset") => {
+            let mut set = JoinSet::new();
+            for i in 0..OPS {
+                set.spawn(work(i));
+            }
+            while set.join_next().await.is_some() {}
+        }
+        ("spawn_join", "raw_spawn") => {
+            let mut handles = Vec::with_capacity(OPS);
+            for i in 0..OPS {
+                handles.push(tokio::spawn(work(i)));
+            }
+            for handle in handles {
+                handle.await.expect("join");
+            }
+        }
+        ("spawn_join", "tracker_token") => {
+            let tracker = TaskTracker::new();
+            let token = CancellationToken::new();
+            for i in 0..OPS {
+                let child = token.child_token();
+                tracker.spawn(async move {
+                    tokio::select! {
+                        _ = child.cancelled() => {}
+                        _ = work(i) => {}
+                    }
+                });
+            }
+            tracker.close();
+            tracker.wait().await;
+        }
+        ("scope_ready", "nursery") => {
+            for _ in 0..OPS {
+                black_box(
+                    nursery::move_on_after(Duration::from_secs(60), async { black_box(1) }).await,
+                );
+            }
+        }
+        ("scope_ready", "nursery_plain") => {
+            for _ in 0..OPS {
+                black_box(
+                    nursery::CancelScope::new()
+                        .run(async { black_box(1) })
+                        .await,
+                );
+            }
+        }
+        ("scope_ready", "timeout") => {
+            for _ in 0..OPS {
+                let out = tokio::time::timeout(Duration::from_secs(60), async { black_box(1) });
+                black_box(out.await.ok());
+            }
+        }
+        ("borrowing", "nursery") => nursery::nursery(|n| async move {
+            for i in 0..OPS {
+                n.spawn_borrowing(async move {
+                    borrowed(data, i).await;
+                    Ok::<_, std::io::Error>(())
+                });
+            }
+            Ok(())
+        })
+        .await
+        .expect("nursery"),
+        ("borrowing", "futures_unordered") => {
+            let mut children: FuturesUnordered<_> = (0..OPS).map(|i| borrowed(data, i)).collect();
+            while children.next().await.is_some() {}
+        }
+        ("borrowing", "moro") => {
+            moro::async_scope!(|scope| {
+                for i in 0..OPS {
+                    drop(scope.spawn(borrowed(data, i)));
+                }
+            })
+            .await;
+        }
+        other => panic!("unknown workload {other:?}"),
+    }
+}
+
+/// The re-run child: `iterations` iterations, then exit.
+fn run_child(spec: &str) {
+    let mut parts = spec.split(':');
+    let (Some(workload), Some(implementation), Some(iterations)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        panic!("bad {CHILD_ENV}: {spec}");
+    };
+    let iterations: usize = iterations.parse().expect("iterations");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let data: Vec<u64> = (0..OPS as u64).collect();
+    rt.block_on(async {
+        for _ in 0..iterations {
+            iteration(workload, implementation, &data).await;
+        }
+    });
+}
+
+/// Instructions callgrind counted for one re-run, or why there is no count.
+fn count(workload: &str, implementation: &str, iterations: usize) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(exe)
+        .env(
+            CHILD_ENV,
+            format!("{workload}:{implementation}:{iterations}"),
+        )
+        .output()
+        .map_err(|e| format!("valgrind could not be started: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "valgrind exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr
+        .lines()
+        .find_map(|line| line.split("Collected :").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("no instruction count in valgrind's output: {stderr}"))
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        run_child(&spec);
+        return;
+    }
+    // Two iteration counts; their difference is the cost of the extra iterations alone.
+    let (low, high) = if nursery_benches::quick() {
+        (4, 24)
+    } else {
+        (10, 60)
+    };
+    let mut rows = Vec::new();
+    let mut notes = vec![format!(
+        "callgrind instruction counts, current-thread runtime, {OPS} operations per iteration; \
+         per operation = (count at {high} iterations - count at {low}) / ({} x {OPS}), so \
+         startup cancels out. Deterministic for a given binary: compare these ratios with the \
+         timed tables, which move with machine load.",
+        high - low
+    )];
+    'all: for (workload, implementations) in WORKLOADS {
+        for implementation in *implementations {
+            let counts = count(workload, implementation, low)
+                .and_then(|l| count(workload, implementation, high).map(|h| (l, h)));
+            match counts {
+                Ok((l, h)) => {
+                    let per_op = h.saturating_sub(l) as f64 / ((high - low) * OPS) as f64;
+                    rows.push(Row::new(
+                        format!("{workload}, {OPS} per iteration"),
+                        *implementation,
+                        per_op,
+                    ));
+                }
+                Err(why) => {
+                    eprintln!("instructions: {why}");
+                    notes.push(format!("Not measured: {why}"));
+                    break 'all;
+                }
+            }
+        }
+    }
+    let measurement = Measurement {
+        workload: "instructions".into(),
+        title: "Instructions per operation (callgrind)".into(),
+        metric: "instructions per child or scope".into(),
+        rows,
+        notes,
+    };
+    measurement.write().expect("write measurement");
+}
