@@ -88,6 +88,7 @@ mod render;
 mod resource;
 mod roster;
 mod run;
+mod runner;
 mod scope;
 mod start;
 mod sync;

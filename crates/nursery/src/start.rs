@@ -27,12 +27,13 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
-use crate::child::{self, PreStart};
+use crate::child;
 use crate::context;
 use crate::core::Core;
 use crate::error::Closed;
 use crate::panic::Payload;
 use crate::reason::CancelReason;
+use crate::runner::PreStart;
 use crate::tree::{LiveToken, Node, NodeKind};
 
 /// Why [`Nursery::start`](crate::Nursery::start) did not return the child's value.
