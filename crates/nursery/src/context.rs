@@ -1,13 +1,16 @@
 // The node the current poll runs under.
 //
-// A runner (scope, nursery body, child task, cleanup) sets the thread-local while it polls its
-// body and restores the previous value afterwards, even on panic. Polls nest synchronously, so a
-// thread-local is exact: it always names the innermost structure being polled on this thread.
+// A runner (scope, nursery body, child task, cleanup) pushes an entry on a thread-local stack
+// while it polls its body and pops it afterwards, even on panic. Polls nest synchronously, so
+// the top of the stack always names the innermost structure being polled on this thread.
 //
-// A scope polled for the first time may run its body *lazily*: without a node of its own. The
-// thread-local then holds the recipe for the node (`Lazy`), and the node is made the first time
-// anything inside the body asks for the current node (a nested scope or nursery, a deadline
-// lookup). A body that completes on its first poll without asking costs no node at all.
+// Entries may have no node yet. A scope polled for the first time may run its body *lazily*
+// (`Lazy`: the recipe for its node), and a spawned or borrowing child may have only its roster
+// slot (`Child`). The node is made the first time anything inside asks for the current node (a
+// nested scope or nursery, a deadline lookup); entries below that have no node yet are made
+// first, from the bottom up, so each node is attached under its real parent. A body that
+// completes without asking costs no node at all; asking whether the current context is
+// cancelled never makes one.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -57,81 +60,101 @@ enum Current {
     },
     /// A scope running its body without a node yet; `made` is the node once it was needed.
     Lazy {
-        parent: Option<Arc<Node>>,
         spec: NodeSpec,
         made: Option<Arc<Node>>,
     },
 }
 
+impl Current {
+    fn node(&self) -> Option<&Arc<Node>> {
+        match self {
+            Current::Node(node) => Some(node),
+            Current::Child { made, .. } | Current::Lazy { made, .. } => made.as_ref(),
+        }
+    }
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    static STACK: RefCell<Vec<Current>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The node of the innermost scope, nursery or child being polled on this thread. Makes and
-/// attaches the node of a lazily polled scope.
+/// The node of the innermost scope, nursery or child being polled on this thread. Makes (and
+/// attaches) the nodes of entries that have none yet.
 pub(crate) fn current() -> Option<Arc<Node>> {
-    CURRENT.with(|c| match &mut *c.borrow_mut() {
-        None => None,
-        Some(Current::Node(node)) => Some(Arc::clone(node)),
-        Some(Current::Child { slot, made }) => match made {
-            Some(node) => Some(Arc::clone(node)),
-            None => {
+    STACK.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        let top = stack.len().checked_sub(1)?;
+        if let Some(node) = stack[top].node() {
+            return Some(Arc::clone(node));
+        }
+        // The nearest entry below with a node; everything above it is made in order.
+        let first_without = stack[..top]
+            .iter()
+            .rposition(|entry| entry.node().is_some())
+            .map_or(0, |with| with + 1);
+        for i in first_without..=top {
+            let parent = i
+                .checked_sub(1)
+                .and_then(|below| stack[below].node().cloned());
+            match &mut stack[i] {
+                Current::Node(_) => {}
                 // `None` only if the child has left, which cannot happen while it is polled.
-                *made = slot.roster.make_node(slot.key);
-                made.clone()
+                Current::Child { slot, made } => *made = slot.roster.make_node(slot.key),
+                Current::Lazy { spec, made } => {
+                    let node = spec.make();
+                    node.attach(parent.as_ref());
+                    *made = Some(node);
+                }
             }
-        },
-        Some(Current::Lazy { parent, spec, made }) => {
-            Some(Arc::clone(made.get_or_insert_with(|| {
-                let node = spec.make();
-                node.attach(parent.as_ref());
-                node
-            })))
         }
+        stack[top].node().cloned()
     })
 }
 
-/// `true` if the innermost structure being polled is effectively cancelled.
+/// `true` if the innermost structure being polled is effectively cancelled. Makes no node.
 pub(crate) fn current_is_cancelled() -> bool {
-    CURRENT.with(|c| match &*c.borrow() {
-        None => false,
-        Some(Current::Node(node)) => node.is_cancelled(),
-        Some(Current::Child {
-            made: Some(node), ..
-        }) => node.is_cancelled(),
-        Some(Current::Child { slot, made: None }) => slot.lazy_cancelled(),
-        Some(Current::Lazy {
-            made: Some(node), ..
-        }) => node.is_cancelled(),
-        // Not made yet: only an enclosing cancellation can reach the body (the scope's own
-        // deadline was checked before the poll, and nothing can cancel a scope without a node).
-        Some(Current::Lazy { parent, spec, .. }) => {
-            !spec.shield && parent.as_ref().is_some_and(|p| p.is_cancelled())
+    STACK.with(|stack| {
+        let stack = stack.borrow();
+        for entry in stack.iter().rev() {
+            match entry {
+                Current::Node(node)
+                | Current::Child {
+                    made: Some(node), ..
+                }
+                | Current::Lazy {
+                    made: Some(node), ..
+                } => return node.is_cancelled(),
+                Current::Child { slot, made: None } => return slot.lazy_cancelled(),
+                // Not made yet: only an enclosing cancellation can reach the body (the scope's
+                // own deadline was checked before the poll, and nothing can cancel a scope
+                // without a node), and a shield stops that.
+                Current::Lazy { spec, made: None } => {
+                    if spec.shield {
+                        return false;
+                    }
+                }
+            }
         }
+        false
     })
 }
 
-/// An entry made current; `exit` puts the previous one back (two thread-local accesses in all),
-/// and so does `Drop` when a poll unwinds.
+/// An entry pushed for one poll; `exit` pops it (two thread-local accesses in all), and so does
+/// `Drop` when the poll unwinds.
 struct Entered {
-    previous: Option<Current>,
     armed: bool,
 }
 
 impl Entered {
     fn enter(entry: Current) -> Entered {
-        let previous = CURRENT.with(|c| c.borrow_mut().replace(entry));
-        Entered {
-            previous,
-            armed: true,
-        }
+        STACK.with(|stack| stack.borrow_mut().push(entry));
+        Entered { armed: true }
     }
 
-    /// Restores the previous entry and returns this one (as the poll left it).
+    /// Pops this entry and returns it, as the poll left it.
     fn exit(mut self) -> Option<Current> {
         self.armed = false;
-        let previous = self.previous.take();
-        CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
+        STACK.with(|stack| stack.borrow_mut().pop())
     }
 }
 
@@ -140,8 +163,7 @@ impl Drop for Entered {
         if !self.armed {
             return;
         }
-        let previous = self.previous.take();
-        let mine = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous));
+        let mine = STACK.with(|stack| stack.borrow_mut().pop());
         // Unwinding out of a lazily polled body: a node it made is attached but has no owner.
         if let Some(Current::Lazy {
             made: Some(node), ..
@@ -172,22 +194,16 @@ pub(crate) fn enter_child<R>(slot: SlotRef, f: impl FnOnce() -> R) -> (R, Option
 }
 
 /// Runs `f` under a scope that has no node yet. Returns the node if something inside made it
-/// (it is then attached under `parent`), and gives `parent` and `spec` back.
-#[allow(clippy::type_complexity)]
+/// (attached under the enclosing entry's node), and gives `spec` back.
 pub(crate) fn enter_lazy<R>(
-    parent: Option<Arc<Node>>,
     spec: NodeSpec,
     f: impl FnOnce() -> R,
-) -> (R, Option<Arc<Node>>, (Option<Arc<Node>>, NodeSpec)) {
-    let entered = Entered::enter(Current::Lazy {
-        parent,
-        spec,
-        made: None,
-    });
+) -> (R, Option<Arc<Node>>, NodeSpec) {
+    let entered = Entered::enter(Current::Lazy { spec, made: None });
     let out = f();
     match entered.exit() {
-        Some(Current::Lazy { parent, spec, made }) => (out, made, (parent, spec)),
-        // Runners restore what they replaced, so the innermost entry is ours again.
+        Some(Current::Lazy { spec, made }) => (out, made, spec),
+        // Runners pop what they pushed, so the top entry is ours again.
         _ => unreachable!("the lazy scope's context entry was replaced"),
     }
 }

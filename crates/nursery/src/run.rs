@@ -176,7 +176,6 @@ impl<F: Future> Future for Run<F> {
         loop {
             match *this.state {
                 State::Unpolled => {
-                    let mut parent = context::current();
                     // Lazy first poll: a plain scope (no handle taken, no grace, no token) whose
                     // deadline has not passed and whose parent is not cancelled polls its body
                     // without a node. A body that completes at once never costs one; otherwise
@@ -197,8 +196,9 @@ impl<F: Future> Future for Run<F> {
                             .zip(now)
                             .and_then(|(t, now)| now.checked_add(t)),
                     );
-                    let parent_cancelled =
-                        !this.spec.shield && parent.as_ref().is_some_and(|p| p.is_cancelled());
+                    // Asked without making the enclosing node: a lazy child or scope around
+                    // this one stays without a node too if this body completes at once.
+                    let parent_cancelled = !this.spec.shield && context::current_is_cancelled();
                     if lazy && !parent_cancelled && deadline.zip(now).is_none_or(|(d, now)| d > now)
                     {
                         *this.timeout = None;
@@ -209,9 +209,8 @@ impl<F: Future> Future for Run<F> {
                             .as_pin_mut()
                             .expect("unpolled scope has a body");
                         let spec = std::mem::replace(this.spec, NodeSpec::EMPTY);
-                        let (polled, made, lent) =
-                            context::enter_lazy(parent, spec, || body.poll(cx));
-                        (parent, *this.spec) = lent;
+                        let (polled, made, lent) = context::enter_lazy(spec, || body.poll(cx));
+                        *this.spec = lent;
                         if made.is_none() {
                             if let Poll::Ready(value) = polled {
                                 this.body.set(None);
@@ -219,6 +218,9 @@ impl<F: Future> Future for Run<F> {
                                 return Poll::Ready(Some(value));
                             }
                         }
+                        // From here on the scope has a node, under its parent's (made now if
+                        // that one had none yet either).
+                        let parent = context::current();
                         let node = made.unwrap_or_else(|| {
                             let node = this.spec.make();
                             node.attach(parent.as_ref());
@@ -239,6 +241,7 @@ impl<F: Future> Future for Run<F> {
                         }
                         continue;
                     }
+                    let parent = context::current();
                     let now = Instant::now();
                     let node: &Arc<Node> = this.node.get_or_insert_with(|| this.spec.make());
                     fix_timeout(node, this.timeout.take(), now);
