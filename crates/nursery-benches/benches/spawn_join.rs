@@ -10,7 +10,10 @@
 //! - `moro`: `moro::async_scope!` with N jobs (polled in place).
 //!
 //! Every child does the same trivial work (reads its index and completes). N = 1 000 and
-//! 100 000, on the current-thread and the multi-thread runtime.
+//! 100 000, on the current-thread and the multi-thread runtime. The `spawn_join_typical` groups
+//! repeat all of it with children that keep 256 bytes of state across an await, so the fixed
+//! per-child costs are seen next to a realistic task size (tokio rounds task cells to
+//! 128 bytes, which a tiny future makes matter most).
 //!
 //! ```text
 //! cargo bench -p nursery-benches --bench spawn_join
@@ -34,6 +37,15 @@ async fn work(i: usize) -> usize {
     black_box(i)
 }
 
+/// The same work by a child that keeps 256 bytes of state across an await, like a small
+/// protocol handler: its future is 256 bytes larger, for every implementation alike.
+async fn work_typical(i: usize) -> usize {
+    let state = black_box([7u8; 256]);
+    std::future::ready(()).await;
+    black_box(&state);
+    black_box(i)
+}
+
 const IMPLEMENTATIONS: [&str; 6] = [
     "nursery",
     "raw_spawn",
@@ -43,8 +55,12 @@ const IMPLEMENTATIONS: [&str; 6] = [
     "moro",
 ];
 
-/// Spawns `n` children with `implementation` and waits for all of them.
-async fn spawn_and_join(implementation: &str, n: usize) {
+/// Spawns `n` children doing `work` with `implementation` and waits for all of them.
+async fn spawn_and_join<W, Fut>(implementation: &str, n: usize, work: W)
+where
+    W: Fn(usize) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = usize> + Send + 'static,
+{
     match implementation {
         "nursery" => nursery::nursery(|nursery| async move {
             for i in 0..n {
@@ -111,22 +127,35 @@ fn spawn_join(c: &mut Criterion) {
         // Every implementation once at the largest size before anything is timed, so the first
         // one measured does not pay for growing the allocator's and the runtime's buffers.
         for implementation in IMPLEMENTATIONS {
-            rt.block_on(spawn_and_join(implementation, SIZES[SIZES.len() - 1]));
+            rt.block_on(spawn_and_join(implementation, SIZES[SIZES.len() - 1], work));
+            rt.block_on(spawn_and_join(
+                implementation,
+                SIZES[SIZES.len() - 1],
+                work_typical,
+            ));
         }
-        let mut group = c.benchmark_group(format!("spawn_join/{rt_name}"));
-        for n in SIZES {
-            if n >= 100_000 {
-                group.sample_size(10);
-            } else {
-                group.sample_size(50);
+        for (workload, typical) in [("spawn_join", false), ("spawn_join_typical", true)] {
+            let mut group = c.benchmark_group(format!("{workload}/{rt_name}"));
+            for n in SIZES {
+                if n >= 100_000 {
+                    group.sample_size(10);
+                } else {
+                    group.sample_size(50);
+                }
+                for implementation in IMPLEMENTATIONS {
+                    group.bench_with_input(BenchmarkId::new(implementation, n), &n, |b, &n| {
+                        if typical {
+                            b.to_async(&rt)
+                                .iter(|| spawn_and_join(implementation, n, work_typical));
+                        } else {
+                            b.to_async(&rt)
+                                .iter(|| spawn_and_join(implementation, n, work));
+                        }
+                    });
+                }
             }
-            for implementation in IMPLEMENTATIONS {
-                group.bench_with_input(BenchmarkId::new(implementation, n), &n, |b, &n| {
-                    b.to_async(&rt).iter(|| spawn_and_join(implementation, n));
-                });
-            }
+            group.finish();
         }
-        group.finish();
     }
 }
 

@@ -68,6 +68,18 @@ pub(crate) const TARGETS: &[Target] = &[
         limit: 1.3,
     },
     Target {
+        workload: "spawn_join_typical",
+        rule: Rule::Ratio { peer: "joinset" },
+        cmp: Cmp::Le,
+        limit: 1.0,
+    },
+    Target {
+        workload: "spawn_join_typical",
+        rule: Rule::Ratio { peer: "raw_spawn" },
+        cmp: Cmp::Le,
+        limit: 1.3,
+    },
+    Target {
         workload: "cancel_fanout",
         rule: Rule::Ratio {
             peer: "tracker_token",

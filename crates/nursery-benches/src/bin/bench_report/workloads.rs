@@ -32,6 +32,16 @@ child `CancellationToken` per task (`tracker_token`); and, without tasks, a `Fut
         per: Some("child"),
     },
     Workload {
+        name: "spawn_join_typical",
+        title: "spawn N children with 256 bytes of state and wait for all",
+        intro: "`spawn_join` again, with children that keep 256 bytes of state across an await \
+(a small protocol handler's buffer), the same for every implementation. tokio rounds task cells \
+to 128 bytes: with a tiny child, the few bytes a supervising runner adds can double the cell, \
+which a realistic child absorbs. Both sizes are held to the same targets.",
+        param: "children",
+        per: Some("child"),
+    },
+    Workload {
         name: "cancel_fanout",
         title: "cancel 100 000 waiting children",
         intro: "Cancel a parent whose 100 000 children are all waiting forever, and wait until \
