@@ -15,7 +15,7 @@ use crate::reason::CancelReason;
 use crate::roster::SlotRef;
 use crate::runner::{ready_task, TaskLink};
 use crate::runner::{ChildTask, PreStart};
-use crate::tree::{Node, NodeKind};
+use crate::tree::Node;
 
 /// A handle to one child of a nursery: cancel it alone, read why it was cancelled.
 ///
@@ -47,12 +47,12 @@ pub struct ChildHandle<T = ()> {
     _value: PhantomData<fn() -> T>,
 }
 
-/// What a handle refers to: a roster slot (spawned and borrowing children), or a node (a child
-/// refused by a closed nursery).
+/// What a handle refers to: a roster slot (spawned and borrowing children), or nothing (a child
+/// refused by a closed nursery: finished, never cancelled).
 #[derive(Clone)]
 pub(crate) enum HandleLink {
     Slot(SlotHandle),
-    Node(Arc<Node>, Option<Arc<str>>),
+    Rejected(Option<Arc<str>>),
 }
 
 /// A counted reference to a roster slot (the slot stays while handles refer to it).
@@ -82,18 +82,14 @@ impl HandleLink {
     pub(crate) fn status(&self) -> (bool, Option<CancelReason>, bool) {
         match self {
             HandleLink::Slot(h) => h.slot.roster.status(h.slot.key),
-            HandleLink::Node(node, _) => (
-                node.is_cancelled(),
-                node.public_reason(),
-                node.is_finished(),
-            ),
+            HandleLink::Rejected(_) => (false, None, true),
         }
     }
 
     fn name(&self) -> Option<&Arc<str>> {
         match self {
             HandleLink::Slot(h) => h.name.as_ref(),
-            HandleLink::Node(_, name) => name.as_ref(),
+            HandleLink::Rejected(name) => name.as_ref(),
         }
     }
 }
@@ -164,9 +160,8 @@ impl<T> ChildHandle<T> {
                 .slot
                 .roster
                 .cancel(h.slot.key, CancelReason::explicit(None)),
-            HandleLink::Node(node, _) => {
-                node.cancel(CancelReason::explicit(None));
-            }
+            // Refused children never ran: nothing to cancel.
+            HandleLink::Rejected(_) => {}
         }
     }
 
@@ -264,10 +259,8 @@ impl<T> ChildHandle<T> {
 
     /// A handle for a child refused by a closed nursery: already finished.
     pub(crate) fn rejected(name: Option<Arc<str>>) -> Self {
-        let node = Node::new(NodeKind::Child, name.clone());
-        node.detach();
         ChildHandle {
-            link: HandleLink::Node(node, name),
+            link: HandleLink::Rejected(name),
             value: None,
             _value: PhantomData,
         }

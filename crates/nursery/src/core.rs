@@ -146,11 +146,7 @@ where
 
     /// The runtime to spawn on: the one captured, else the current one.
     pub(crate) fn runtime(&self) -> Option<Handle> {
-        if let Some(handle) = self.runtime.get() {
-            return Some(handle.clone());
-        }
-        let handle = Handle::try_current().ok()?;
-        Some(self.runtime.get_or_init(|| handle).clone())
+        self.runtime_ref().cloned()
     }
 
     /// `runtime`, borrowed: spawning a child needs no handle clone.

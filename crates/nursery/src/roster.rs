@@ -64,6 +64,16 @@ struct Ended {
     reason: Option<CancelReason>,
 }
 
+impl Ended {
+    /// What a child's own node says.
+    fn of(node: &Node) -> Ended {
+        Ended {
+            cancelled: node.is_cancelled(),
+            reason: node.public_reason(),
+        }
+    }
+}
+
 impl Slot {
     fn name(&self) -> Option<&Arc<str>> {
         self.extra.as_ref().and_then(|e| e.name.as_ref())
@@ -228,13 +238,7 @@ impl Roster {
             if slot.handles == 0 {
                 slots.remove(key);
             } else {
-                let ended = match &node {
-                    Some(node) => Ended {
-                        cancelled: node.is_cancelled(),
-                        reason: node.public_reason(),
-                    },
-                    None => self.group_view(),
-                };
+                let ended = node.as_deref().map_or_else(|| self.group_view(), Ended::of);
                 slot.extra().ended = Some(ended);
                 slot.waker = None;
             }
@@ -287,13 +291,8 @@ impl Roster {
             }
             slot.node().cloned()
         };
-        match node {
-            Some(node) => (node.is_cancelled(), node.public_reason(), false),
-            None => {
-                let view = self.group_view();
-                (view.cancelled, view.reason, false)
-            }
-        }
+        let view = node.as_deref().map_or_else(|| self.group_view(), Ended::of);
+        (view.cancelled, view.reason, false)
     }
 
     /// The running children for rendering: (name, node if made).

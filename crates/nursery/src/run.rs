@@ -24,7 +24,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::context::{self, NodeSpec};
 use crate::reason::CancelReason;
-use crate::tree::{LiveToken, Node, NodeKind};
+use crate::tree::{earliest_of, LiveToken, Node, NodeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -190,7 +190,7 @@ impl<F: Future> Future for Run<F> {
                         (None, None) => None,
                         _ => Some(Instant::now()),
                     };
-                    let deadline = earliest(
+                    let deadline = earliest_of(
                         this.spec.deadline,
                         this.timeout
                             .zip(now)
@@ -314,10 +314,7 @@ impl<F: Future> Future for Run<F> {
                         continue;
                     }
                     if std::mem::take(this.just_polled) {
-                        *this.span = Some(boxed_span(tracing::debug_span!(
-                            "scope",
-                            name = node.name().map_or("", |n| &**n)
-                        )));
+                        *this.span = Some(scope_span(node));
                         return Poll::Pending;
                     }
                     let body = this
@@ -333,10 +330,7 @@ impl<F: Future> Future for Run<F> {
                     let polled = context::enter(body_node, || body.poll(cx));
                     drop(entered);
                     if polled.is_pending() && this.span.is_none() {
-                        *this.span = Some(boxed_span(tracing::debug_span!(
-                            "scope",
-                            name = node.name().map_or("", |n| &**n)
-                        )));
+                        *this.span = Some(scope_span(node));
                     }
                     match polled {
                         Poll::Ready(value) => {
@@ -435,15 +429,16 @@ impl<F: Future> Future for Run<F> {
 }
 
 /// A span worth keeping: boxed, and only if a subscriber is interested.
-fn boxed_span(span: tracing::Span) -> Option<Box<tracing::Span>> {
+pub(crate) fn boxed_span(span: tracing::Span) -> Option<Box<tracing::Span>> {
     (!span.is_none()).then(|| Box::new(span))
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+/// The span of a scope, made the first time it suspends.
+fn scope_span(node: &Node) -> Option<Box<tracing::Span>> {
+    boxed_span(tracing::debug_span!(
+        "scope",
+        name = node.name().map_or("", |n| &**n)
+    ))
 }
 
 fn token_reason() -> CancelReason {

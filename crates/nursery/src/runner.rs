@@ -19,6 +19,7 @@ use crate::core::{Core, Source};
 use crate::panic;
 use crate::reason::CancelReason;
 use crate::roster::{Roster, SlotRef};
+use crate::run::boxed_span;
 use crate::tree::Node;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +53,11 @@ where
         core.leave();
         return None;
     }
-    let span = tracing::debug_span!(
+    let span = boxed_span(tracing::debug_span!(
         "child",
         name = name.as_deref().unwrap_or(""),
         nursery = core.name.as_deref().unwrap_or(""),
-    );
-    let span = (!span.is_none()).then(|| Box::new(span));
+    ));
     Some(ChildTask {
         fut: Some(fut),
         link,

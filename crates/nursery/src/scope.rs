@@ -80,9 +80,7 @@ impl CancelScope {
             node: OnceLock::new(),
             spec: NodeSpec {
                 kind,
-                deadline: None,
-                shield: false,
-                name: None,
+                ..NodeSpec::EMPTY
             },
             timeout: None,
             grace: None,

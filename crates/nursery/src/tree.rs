@@ -514,7 +514,7 @@ impl Node {
     }
 }
 
-fn earliest_of(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+pub(crate) fn earliest_of(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
