@@ -52,6 +52,24 @@ impl Orders {
     }
 }
 
+/// Blocks until `check` (which registers the waker, then reads the state) says done, recording
+/// in `orders` whether the first check already did. A lost wakeup leaves this blocked forever,
+/// which loom reports as a deadlock.
+fn wait_until(orders: &Orders, mut check: impl FnMut(&std::task::Waker) -> bool) {
+    let mut first_poll = true;
+    loom::future::block_on(poll_fn(|cx| {
+        let done = check(cx.waker());
+        if std::mem::take(&mut first_poll) {
+            orders.saw(done);
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }));
+}
+
 fn scope() -> Arc<Node> {
     Node::new(NodeKind::Scope, None)
 }
@@ -171,21 +189,10 @@ fn last_child_exit_wakes_the_parent() {
         core.leave(); // the body is done; one child remains
         let c = core.clone();
         let child = loom::thread::spawn(move || c.leave());
-        let mut first_poll = true;
-        // A lost wakeup would leave this blocked forever: loom reports it as a deadlock.
-        loom::future::block_on(poll_fn(|cx| {
-            core.register(cx.waker());
-            let closed = core.is_closed();
-            if first_poll {
-                ORDERS.saw(closed);
-                first_poll = false;
-            }
-            if closed {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        }));
+        wait_until(&ORDERS, |waker| {
+            core.register(waker);
+            core.is_closed()
+        });
         child.join().unwrap();
         assert!(!core.try_join(), "closed is final");
     });
@@ -245,21 +252,10 @@ fn group_cancel_racing_a_lazy_child_wait() {
         let canceller = loom::thread::spawn(move || {
             group.cancel(CancelReason::explicit(None));
         });
-        let mut first_poll = true;
-        // A lost wakeup would leave this blocked forever: loom reports it as a deadlock.
-        loom::future::block_on(poll_fn(|cx| {
-            core.roster.register(key, cx.waker());
-            let (cancelled, _) = core.roster.lazy_cancelled(key);
-            if first_poll {
-                ORDERS.saw(cancelled);
-                first_poll = false;
-            }
-            if cancelled {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        }));
+        wait_until(&ORDERS, |waker| {
+            core.roster.register(key, waker);
+            core.roster.lazy_cancelled(key).0
+        });
         canceller.join().unwrap();
         core.roster.leave(key);
         core.roster.release(key);
@@ -279,31 +275,19 @@ fn handle_cancel_racing_a_lazy_child_wait() {
         let canceller = loom::thread::spawn(move || {
             roster.cancel(key, CancelReason::explicit(None));
         });
-        let mut first_poll = true;
         let mut node: Option<Arc<Node>> = None;
-        loom::future::block_on(poll_fn(|cx| {
-            let cancelled = match &node {
-                Some(node) => {
-                    node.register_owner(cx.waker());
-                    node.is_cancelled()
-                }
-                None => {
-                    core.roster.register(key, cx.waker());
-                    let (cancelled, made) = core.roster.lazy_cancelled(key);
-                    node = made;
-                    cancelled
-                }
-            };
-            if first_poll {
-                ORDERS.saw(cancelled);
-                first_poll = false;
+        wait_until(&ORDERS, |waker| match &node {
+            Some(node) => {
+                node.register_owner(waker);
+                node.is_cancelled()
             }
-            if cancelled {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
+            None => {
+                core.roster.register(key, waker);
+                let (cancelled, made) = core.roster.lazy_cancelled(key);
+                node = made;
+                cancelled
             }
-        }));
+        });
         canceller.join().unwrap();
         core.roster.leave(key);
         let (cancelled, reason, finished) = core.roster.status(key);
