@@ -20,9 +20,11 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use nursery_benches::{Measurement, Row};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use spawn::{spawn_and_join, work};
+
+#[path = "support/spawn.rs"]
+#[allow(dead_code)] // `work_typical` and the list of implementations are for `spawn_join`.
+mod spawn;
 
 /// Set in the re-run child: `<workload>:<implementation>:<iterations>`.
 const CHILD_ENV: &str = "NURSERY_INSTRUCTIONS_CHILD";
@@ -40,10 +42,6 @@ const WORKLOADS: &[(&str, &[&str])] = &[
     ("borrowing", &["nursery", "futures_unordered", "moro"]),
 ];
 
-async fn work(i: usize) -> usize {
-    black_box(i)
-}
-
 async fn borrowed(data: &[u64], i: usize) {
     black_box(data[i]);
     tokio::task::yield_now().await;
@@ -52,48 +50,7 @@ async fn borrowed(data: &[u64], i: usize) {
 /// One iteration of `workload` on `implementation`.
 async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
     match (workload, implementation) {
-        ("spawn_join", "nursery") => nursery::nursery(|n| async move {
-            for i in 0..OPS {
-                n.spawn(async move {
-                    work(i).await;
-                    Ok::<_, std::io::Error>(())
-                });
-            }
-            Ok(())
-        })
-        .await
-        .expect("nursery"),
-        ("spawn_join", "joinset") => {
-            let mut set = JoinSet::new();
-            for i in 0..OPS {
-                set.spawn(work(i));
-            }
-            while set.join_next().await.is_some() {}
-        }
-        ("spawn_join", "raw_spawn") => {
-            let mut handles = Vec::with_capacity(OPS);
-            for i in 0..OPS {
-                handles.push(tokio::spawn(work(i)));
-            }
-            for handle in handles {
-                handle.await.expect("join");
-            }
-        }
-        ("spawn_join", "tracker_token") => {
-            let tracker = TaskTracker::new();
-            let token = CancellationToken::new();
-            for i in 0..OPS {
-                let child = token.child_token();
-                tracker.spawn(async move {
-                    tokio::select! {
-                        _ = child.cancelled() => {}
-                        _ = work(i) => {}
-                    }
-                });
-            }
-            tracker.close();
-            tracker.wait().await;
-        }
+        ("spawn_join", implementation) => spawn_and_join(implementation, OPS, work).await,
         ("scope_ready", "nursery") => {
             for _ in 0..OPS {
                 black_box(
