@@ -50,7 +50,7 @@ fn borrowing(c: &mut Criterion) {
                 b.to_async(&rt).iter(|| async move {
                     let sum = AtomicU64::new(0);
                     let sum_ref = &sum;
-                    nursery::nursery(|nursery| async move {
+                    tokio_nursery::nursery(|nursery| async move {
                         for i in 0..black_box(n) {
                             nursery.spawn_borrowing(async move {
                                 child(data, i, sum_ref).await;

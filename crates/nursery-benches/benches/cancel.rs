@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use nursery::CancelScope;
+use tokio_nursery::CancelScope;
 use support::BenchError;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -101,7 +101,7 @@ mod fanout {
 
     pub(super) async fn nursery(n: usize) -> Duration {
         let ready = Ready::new(n);
-        let start = nursery::nursery(|nursery| async move {
+        let start = tokio_nursery::nursery(|nursery| async move {
             for _ in 0..n {
                 let ready = Arc::clone(&ready);
                 nursery.spawn(async move {

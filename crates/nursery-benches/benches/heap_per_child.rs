@@ -102,7 +102,7 @@ async fn nursery_children(make: impl MakeChild) -> PerChild {
     let mut live = before;
     let live_ref = &mut live;
     let started_ref = &started;
-    nursery::nursery(|n| async move {
+    tokio_nursery::nursery(|n| async move {
         for _ in 0..N {
             let started = started_ref.clone();
             n.spawn(async move {

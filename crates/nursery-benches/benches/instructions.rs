@@ -54,14 +54,14 @@ async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
         ("scope_ready", "nursery") => {
             for _ in 0..OPS {
                 black_box(
-                    nursery::move_on_after(Duration::from_secs(60), async { black_box(1) }).await,
+                    tokio_nursery::move_on_after(Duration::from_secs(60), async { black_box(1) }).await,
                 );
             }
         }
         ("scope_ready", "nursery_plain") => {
             for _ in 0..OPS {
                 black_box(
-                    nursery::CancelScope::new()
+                    tokio_nursery::CancelScope::new()
                         .run(async { black_box(1) })
                         .await,
                 );
@@ -73,7 +73,7 @@ async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
                 black_box(out.await.ok());
             }
         }
-        ("borrowing", "nursery") => nursery::nursery(|n| async move {
+        ("borrowing", "nursery") => tokio_nursery::nursery(|n| async move {
             for i in 0..OPS {
                 n.spawn_borrowing(async move {
                     borrowed(data, i).await;

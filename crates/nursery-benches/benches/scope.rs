@@ -5,15 +5,15 @@
 //!
 //! `scope_ready`: the body is ready at once (`async { black_box(1) }`), so no timer is armed.
 //!
-//! - `nursery`: `nursery::move_on_after(60 s, body)`;
+//! - `nursery`: `tokio_nursery::move_on_after(60 s, body)`;
 //! - `nursery_plain`: `CancelScope::new().run(body)` (no deadline);
 //! - `timeout`: `tokio::time::timeout(60 s, body)`.
 //!
 //! `scope_deadline`: the body suspends once (`tokio::task::yield_now()`) before returning, so the
 //! deadline is armed as a timer and deregistered when the scope ends.
 //!
-//! - `nursery`: `nursery::move_on_after(60 s, body)`;
-//! - `nursery_fail_after`: `nursery::fail_after(60 s, body)`;
+//! - `nursery`: `tokio_nursery::move_on_after(60 s, body)`;
+//! - `nursery_fail_after`: `tokio_nursery::fail_after(60 s, body)`;
 //! - `timeout`: `tokio::time::timeout(60 s, body)`.
 //!
 //! Both on the current-thread and the multi-thread runtime (the scopes run in the `block_on`
@@ -30,7 +30,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_main, BenchmarkId, Criterion};
-use nursery::CancelScope;
+use tokio_nursery::CancelScope;
 
 /// Scopes entered and left per iteration.
 const REPEAT: usize = 1_000;
@@ -56,7 +56,7 @@ fn scope_ready(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("nursery", PARAM), |b| {
             b.to_async(&rt).iter(|| async {
                 for _ in 0..REPEAT {
-                    let out = nursery::move_on_after(TIMEOUT, ready()).await;
+                    let out = tokio_nursery::move_on_after(TIMEOUT, ready()).await;
                     black_box(out.expect("not timed out"));
                 }
             });
@@ -87,7 +87,7 @@ fn scope_deadline(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("nursery", PARAM), |b| {
             b.to_async(&rt).iter(|| async {
                 for _ in 0..REPEAT {
-                    let out = nursery::move_on_after(TIMEOUT, suspends_once()).await;
+                    let out = tokio_nursery::move_on_after(TIMEOUT, suspends_once()).await;
                     black_box(out.expect("not timed out"));
                 }
             });
@@ -95,7 +95,7 @@ fn scope_deadline(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("nursery_fail_after", PARAM), |b| {
             b.to_async(&rt).iter(|| async {
                 for _ in 0..REPEAT {
-                    let out = nursery::fail_after(TIMEOUT, suspends_once()).await;
+                    let out = tokio_nursery::fail_after(TIMEOUT, suspends_once()).await;
                     black_box(out.expect("not timed out"));
                 }
             });

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nursery::CancelScope;
+use tokio_nursery::CancelScope;
 use nursery_net::ConnectionLost;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -79,7 +79,7 @@ pub(crate) async fn run(options: DemoOptions) -> Result<(), Box<dyn std::error::
     );
     let progress = progress_bar(options);
     let started = Instant::now();
-    nursery::nursery(|n| {
+    tokio_nursery::nursery(|n| {
         let demo = demo.clone();
         let progress = progress.clone();
         async move {
@@ -103,9 +103,9 @@ pub(crate) async fn run(options: DemoOptions) -> Result<(), Box<dyn std::error::
             // Clients and the fault injector, until the duration has passed; then every
             // client is cancelled, and closes its connection (bounded) before this returns.
             let deadline = started + demo.options.duration;
-            let clients = nursery::move_on_at(
+            let clients = tokio_nursery::move_on_at(
                 deadline,
-                nursery::nursery(|c| async move {
+                tokio_nursery::nursery(|c| async move {
                     for id in 0..demo.options.clients {
                         c.spawn_named(format!("client {id}"), client::run(id, demo.clone()));
                     }

@@ -74,7 +74,7 @@ impl Registry {
 /// Accepts WebSocket clients until cancelled; each connection is a child of the server's
 /// nursery, so cancelling the server ends them all.
 pub(crate) async fn serve(listener: TcpListener, registry: Arc<Registry>) -> Result<(), DemoError> {
-    nursery::NurseryBuilder::new()
+    tokio_nursery::NurseryBuilder::new()
         .name("demo server")
         .run(|n| async move {
             loop {

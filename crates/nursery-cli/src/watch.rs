@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nursery::CancelScope;
+use tokio_nursery::CancelScope;
 use nursery_net::tungstenite::Message;
 use nursery_net::{
     Backoff, ConnectionLost, Event, Heartbeat, Reconnect, Supervisor, WsConfig, WsConnection,
@@ -62,7 +62,7 @@ pub(crate) async fn run(options: WatchOptions) -> Result<(), Box<dyn std::error:
     let max_print = options.max_print;
     let session = CancelScope::new();
     let stop = session.handle();
-    let outcome = nursery::nursery(|n| async move {
+    let outcome = tokio_nursery::nursery(|n| async move {
         n.spawn_named("ctrl-c", async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 println!("{} Ctrl-C: closing", stamp());

@@ -95,7 +95,7 @@ where
     let connection = SomeServiceConnection::connect(addr, disconnects).await?;
     // try:
     //     async with trio.open_nursery() as nursery:
-    nursery::nursery(|nursery| async move {
+    tokio_nursery::nursery(|nursery| async move {
         // finally:
         //     await connection.disconnect()
         // Registered first, runs last: after the body and the watcher are gone, on every exit

@@ -157,7 +157,7 @@ impl Reconnect {
     /// # Drop behavior
     ///
     /// The current attempt's close runs on a detached task, bounded, as for
-    /// [`Supervisor::run`]; no new attempt starts. Cancel through a `nursery::CancelScope`
+    /// [`Supervisor::run`]; no new attempt starts. Cancel through a `tokio_nursery::CancelScope`
     /// to let the close finish before the scope returns.
     ///
     /// # Examples

@@ -188,7 +188,7 @@ impl Supervisor {
     ///
     /// As for a nursery dropped by foreign code: the body and the watcher are dropped at once,
     /// and the close runs on a detached task, bounded; the nearest enclosing scope of the
-    /// `nursery` crate waits for it. Cancelling through a `nursery::CancelScope` instead lets
+    /// `nursery` crate waits for it. Cancelling through a `tokio_nursery::CancelScope` instead lets
     /// the close finish before the scope returns.
     ///
     /// # Examples
@@ -222,7 +222,7 @@ impl Supervisor {
         let signal = conn.loss_signal().clone();
         // The nursery's own bound is a backstop: the close is bounded inside the cleanup.
         let backstop = close_timeout.saturating_add(Duration::from_secs(1));
-        let out = nursery::NurseryBuilder::new()
+        let out = tokio_nursery::NurseryBuilder::new()
             .name(Arc::clone(&self.name))
             .cleanup_timeout(backstop)
             .run(|n| async move {
@@ -230,7 +230,7 @@ impl Supervisor {
                 let closer = conn.clone();
                 n.defer(async move {
                     let started = Instant::now();
-                    let closed = nursery::move_on_after(close_timeout, closer.close()).await;
+                    let closed = tokio_nursery::move_on_after(close_timeout, closer.close()).await;
                     let event = Event::Closed {
                         attempt,
                         took: started.elapsed(),

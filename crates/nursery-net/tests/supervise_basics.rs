@@ -201,7 +201,7 @@ async fn the_first_reason_wins_and_reaches_the_caller() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn cancelling_from_outside_still_closes_once() {
     let conn = Counted::new(Service::default());
-    let scope = nursery::CancelScope::new().with_timeout(Duration::from_secs(1));
+    let scope = tokio_nursery::CancelScope::new().with_timeout(Duration::from_secs(1));
     let out = scope
         .run(supervise(conn.clone(), |_c| async {
             std::future::pending::<Result<(), AppError>>().await

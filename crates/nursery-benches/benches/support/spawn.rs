@@ -41,7 +41,7 @@ where
     Fut: std::future::Future<Output = usize> + Send + 'static,
 {
     match implementation {
-        "nursery" => nursery::nursery(|nursery| async move {
+        "nursery" => tokio_nursery::nursery(|nursery| async move {
             for i in 0..n {
                 nursery.spawn(async move {
                     work(i).await;

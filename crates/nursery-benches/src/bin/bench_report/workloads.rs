@@ -70,7 +70,7 @@ per level at depth 1 000 (linear, not quadratic, unwinding).",
         title: "a deadline scope around a ready future",
         intro: "Enter and leave a scope with a deadline around a body that is ready at once, so \
 no timer is armed: the toll every call wrapped in a deadline pays on the fast path. One \
-iteration is 1 000 scopes in a row (`x1000`). `nursery`: `nursery::move_on_after(60 s, body)`; \
+iteration is 1 000 scopes in a row (`x1000`). `nursery`: `tokio_nursery::move_on_after(60 s, body)`; \
 the peer is `tokio::time::timeout(60 s, body)` (`timeout`); `nursery_plain` is \
 `CancelScope::new().run(body)`, a scope without a deadline.",
         param: "scopes",
@@ -80,8 +80,8 @@ the peer is `tokio::time::timeout(60 s, body)` (`timeout`); `nursery_plain` is \
         name: "scope_deadline",
         title: "a deadline scope whose timer is armed",
         intro: "The same, with a body that yields once before returning, so the deadline is \
-armed as a timer and deregistered when the scope ends: `nursery::move_on_after` (`nursery`) and \
-`nursery::fail_after` (`nursery_fail_after`) against `tokio::time::timeout` (`timeout`), 1 000 \
+armed as a timer and deregistered when the scope ends: `tokio_nursery::move_on_after` (`nursery`) and \
+`tokio_nursery::fail_after` (`nursery_fail_after`) against `tokio::time::timeout` (`timeout`), 1 000 \
 scopes per iteration. Informative: no target.",
         param: "scopes",
         per: Some("scope"),

@@ -1,0 +1,195 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::handle::Nursery;
+use crate::nursery::{Config, NurseryAll, NurseryFuture};
+
+/// Opens a nursery: runs `body` with a [`Nursery`] handle, and completes when the body and every
+/// child have completed and every deferred cleanup has run (trio's `open_nursery`).
+///
+/// See [`NurseryFuture`] for the outcome rules, and [`NurseryBuilder`] to set a name, a grace
+/// period or the cleanup timeout.
+///
+/// `body` is called right away, to build the body's future; that future is first polled when
+/// the nursery is. (Calling it early is what keeps nursery futures `Send` inside other
+/// combinators.)
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let start = tokio::time::Instant::now();
+/// let out = tokio_nursery::nursery(|n| async move {
+///     for ms in [100, 200] {
+///         n.spawn(async move {
+///             tokio::time::sleep(Duration::from_millis(ms)).await;
+///             Ok::<_, std::io::Error>(())
+///         });
+///     }
+///     Ok(7)
+/// })
+/// .await;
+/// assert_eq!(out.unwrap(), 7);
+/// assert_eq!(start.elapsed(), Duration::from_millis(200));
+/// # }
+/// ```
+pub fn nursery<'env, T, E, F, Fut>(body: F) -> NurseryFuture<'env, T, E, Fut>
+where
+    F: FnOnce(Nursery<'env, E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Display + Send + 'static,
+{
+    NurseryFuture::new(Config::default(), body)
+}
+
+/// Like [`nursery`], but a failure comes back as [`Errors`](crate::Errors): every error in order,
+/// and the cleanups that timed out.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let errors = tokio_nursery::nursery_all(|n| async move {
+///     n.defer(async { Err("second") });
+///     Err::<(), _>("first")
+/// })
+/// .await
+/// .unwrap_err();
+/// assert_eq!(errors.into_vec(), ["first", "second"]);
+/// # }
+/// ```
+pub fn nursery_all<'env, T, E, F, Fut>(body: F) -> NurseryAll<'env, T, E, Fut>
+where
+    F: FnOnce(Nursery<'env, E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Display + Send + 'static,
+{
+    NurseryAll::new(Config::default(), body)
+}
+
+/// Configures a nursery: name and cleanup timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let out = tokio_nursery::NurseryBuilder::new()
+///     .name("session")
+///     .cleanup_timeout(Duration::from_secs(2))
+///     .run(|n| async move { Ok::<_, std::io::Error>(n.name().map(str::to_owned)) })
+///     .await;
+/// assert_eq!(out.unwrap().as_deref(), Some("session"));
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `run` is called"]
+pub struct NurseryBuilder {
+    config: Config,
+}
+
+impl NurseryBuilder {
+    /// A builder with no name and a 5 s cleanup timeout.
+    ///
+    /// ```
+    /// let _builder = tokio_nursery::NurseryBuilder::new();
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the nursery (shown in reports, `tracing` events and cancel reasons).
+    ///
+    /// ```
+    /// let _builder = tokio_nursery::NurseryBuilder::new().name("workers");
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// How long each deferred cleanup may run before it is dropped and reported (default 5 s).
+    /// `Duration::MAX` means unbounded.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _builder = tokio_nursery::NurseryBuilder::new().cleanup_timeout(Duration::from_millis(500));
+    /// ```
+    pub fn cleanup_timeout(mut self, timeout: Duration) -> Self {
+        self.config.cleanup_timeout = Some(timeout);
+        self
+    }
+
+    /// Gives the nursery a grace period for cancellation from outside: when an enclosing scope
+    /// cancels it, the body and children are not cancelled at once; they can observe
+    /// [`Nursery::cancelled`](crate::Nursery::cancelled) and finish on their own, and are
+    /// cancelled hard when the grace period (or an enclosing deadline) ends. Failures inside
+    /// the nursery still cancel at once. See [`CancelScope::with_grace`](crate::CancelScope::with_grace).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_nursery::{CancelScope, NurseryBuilder};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let outer = CancelScope::new();
+    /// let shutdown = outer.handle();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     shutdown.cancel_with("SIGTERM"); // an explicit cancel drains; an expired deadline would not
+    /// });
+    /// let out = outer
+    ///     .run(NurseryBuilder::new().grace(Duration::from_secs(10)).run(|n| async move {
+    ///         n.cancelled().await; // the drain starts at 1 s
+    ///         tokio::time::sleep(Duration::from_millis(500)).await; // flush
+    ///         Ok::<_, std::io::Error>("flushed")
+    ///     }))
+    ///     .await;
+    /// assert_eq!(out.unwrap().unwrap(), "flushed");
+    /// # }
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.config.grace = Some(grace);
+        self
+    }
+
+    /// Runs the nursery, as [`nursery`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::NurseryBuilder::new().run(|_n| async { Ok::<_, String>(1) }).await;
+    /// assert_eq!(out, Ok(1));
+    /// # }
+    /// ```
+    pub fn run<'env, T, E, F, Fut>(self, body: F) -> NurseryFuture<'env, T, E, Fut>
+    where
+        F: FnOnce(Nursery<'env, E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display + Send + 'static,
+    {
+        NurseryFuture::new(self.config, body)
+    }
+
+    /// Runs the nursery, as [`nursery_all`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::NurseryBuilder::new()
+    ///     .run_all(|_n| async { Err::<(), _>("x") })
+    ///     .await;
+    /// assert_eq!(out.unwrap_err().len(), 1);
+    /// # }
+    /// ```
+    pub fn run_all<'env, T, E, F, Fut>(self, body: F) -> NurseryAll<'env, T, E, Fut>
+    where
+        F: FnOnce(Nursery<'env, E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display + Send + 'static,
+    {
+        NurseryAll::new(self.config, body)
+    }
+}

@@ -1,0 +1,346 @@
+// A child of a nursery as its spawner sees it: `ChildHandle`, and how a child joins (`prepare`,
+// `spawn`). A spawned child is its own tokio task with a slot in the nursery's roster
+// (`roster.rs`); it gets a node in the cancel tree only when it needs one. `start` children have
+// a node from the beginning (it moves from the caller's scope). The task itself is in
+// `runner.rs`.
+
+use std::any::Any;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::core::Core;
+use crate::join::{Join, ValueSlot};
+use crate::reason::CancelReason;
+use crate::roster::SlotRef;
+use crate::runner::{ready_task, TaskLink};
+use crate::runner::{ChildTask, PreStart};
+use crate::tree::Node;
+
+/// A handle to one child of a nursery: cancel it alone, read why it was cancelled.
+///
+/// Dropping the handle does nothing to the child: it keeps running in its nursery.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let out = tokio_nursery::nursery(|n| async move {
+///     let child = n.spawn(async {
+///         tokio::time::sleep(Duration::from_secs(60)).await;
+///         Ok::<_, std::io::Error>(())
+///     });
+///     child.cancel(); // only this child ends
+///     Ok("body went on")
+/// })
+/// .await;
+/// assert_eq!(out.unwrap(), "body went on");
+/// # }
+/// ```
+pub struct ChildHandle<T = ()> {
+    link: HandleLink,
+    /// A `ValueSlot<T>` for `spawn_returning` children, type-erased so the handle is
+    /// `Send + Sync + Clone` whatever `T` is.
+    value: Option<Arc<dyn Any + Send + Sync>>,
+    _value: PhantomData<fn() -> T>,
+}
+
+/// What a handle refers to: a roster slot (spawned and borrowing children), or nothing (a child
+/// refused by a closed nursery: finished, never cancelled).
+#[derive(Clone)]
+pub(crate) enum HandleLink {
+    Slot(SlotHandle),
+    Rejected(Option<Arc<str>>),
+}
+
+/// A counted reference to a roster slot (the slot stays while handles refer to it).
+pub(crate) struct SlotHandle {
+    slot: SlotRef,
+    name: Option<Arc<str>>,
+}
+
+impl Clone for SlotHandle {
+    fn clone(&self) -> Self {
+        self.slot.roster.retain(self.slot.key);
+        SlotHandle {
+            slot: self.slot.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl Drop for SlotHandle {
+    fn drop(&mut self) {
+        self.slot.roster.release(self.slot.key);
+    }
+}
+
+impl HandleLink {
+    /// (cancelled, public reason, finished).
+    pub(crate) fn status(&self) -> (bool, Option<CancelReason>, bool) {
+        match self {
+            HandleLink::Slot(h) => h.slot.roster.status(h.slot.key),
+            HandleLink::Rejected(_) => (false, None, true),
+        }
+    }
+
+    fn name(&self) -> Option<&Arc<str>> {
+        match self {
+            HandleLink::Slot(h) => h.name.as_ref(),
+            HandleLink::Rejected(name) => name.as_ref(),
+        }
+    }
+}
+
+impl<T> Clone for ChildHandle<T> {
+    fn clone(&self) -> Self {
+        ChildHandle {
+            link: self.link.clone(),
+            value: self.value.clone(),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for ChildHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (cancelled, _, finished) = self.link.status();
+        f.debug_struct("ChildHandle")
+            .field("name", &self.link.name())
+            .field("cancelled", &cancelled)
+            .field("finished", &finished)
+            .finish()
+    }
+}
+
+impl<T> ChildHandle<T> {
+    /// Waits for the child and returns its `Ok` value (children from
+    /// [`Nursery::spawn_returning`](crate::Nursery::spawn_returning)); a [`JoinError`](crate::JoinError) says why
+    /// there is none. The child's error itself goes to the nursery, which returns or reports it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let sum = n.spawn_returning(async { Ok::<_, String>((1..=10).sum::<u32>()) });
+    ///     assert_eq!(sum.join().await, Ok(55));
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn join(self) -> Join<T>
+    where
+        T: Send + 'static,
+    {
+        let slot = self
+            .value
+            .and_then(|slot| slot.downcast::<ValueSlot<T>>().ok());
+        Join::new(slot, self.link)
+    }
+
+    /// Cancels this child only; siblings and the body go on. No effect once it finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let child = n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     child.cancel();
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel(&self) {
+        match &self.link {
+            HandleLink::Slot(h) => h
+                .slot
+                .roster
+                .cancel(h.slot.key, CancelReason::explicit(None)),
+            // Refused children never ran: nothing to cancel.
+            HandleLink::Rejected(_) => {}
+        }
+    }
+
+    /// Why the child was cancelled: its own reason (from [`cancel`](Self::cancel)), or
+    /// [`CancelReason::ParentCancelled`] with the nursery's reason (for example the sibling that
+    /// failed). `None` if it was not cancelled.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let child = n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     assert!(child.cancel_reason().is_none());
+    ///     child.cancel();
+    ///     assert!(child.cancel_reason().unwrap().is_explicit());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.link.status().1
+    }
+
+    /// Whether the child is effectively cancelled now.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let child = n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     n.cancel();
+    ///     assert!(child.is_cancelled());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.link.status().0
+    }
+
+    /// Whether the child has left its nursery (completed, failed, or was dropped).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let child = tokio_nursery::nursery(|n| async move {
+    ///     Ok::<_, std::io::Error>(n.spawn(async { Ok(()) }))
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(child.is_finished());
+    /// # }
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.link.status().2
+    }
+
+    /// The child's name, if it was spawned with one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let child = n.spawn_named("worker", async { Ok::<_, std::io::Error>(()) });
+    ///     assert_eq!(child.name(), Some("worker"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.link.name().map(|n| &**n)
+    }
+}
+
+impl<T> ChildHandle<T> {
+    /// The same child, seen as returning `U`.
+    pub(crate) fn retype<U>(self) -> ChildHandle<U> {
+        ChildHandle {
+            link: self.link,
+            value: None,
+            _value: PhantomData,
+        }
+    }
+
+    /// Attaches the slot a `spawn_returning` child fills.
+    pub(crate) fn with_value(mut self, slot: Arc<ValueSlot<T>>) -> Self
+    where
+        T: Send + 'static,
+    {
+        self.value = Some(slot);
+        self
+    }
+
+    /// A handle for a child refused by a closed nursery: already finished.
+    pub(crate) fn rejected(name: Option<Arc<str>>) -> Self {
+        ChildHandle {
+            link: HandleLink::Rejected(name),
+            value: None,
+            _value: PhantomData,
+        }
+    }
+}
+
+/// Registers `fut` as a child of the nursery and wraps it in its runner. `Err(fut)` if the
+/// nursery is closed (the caller drops it unpolled). `Ok((handle, None))` if the nursery's
+/// children are already cancelled: the future was dropped without being polled (rule 3).
+#[allow(clippy::type_complexity)]
+pub(crate) fn prepare<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    fut: F,
+) -> Result<(ChildHandle<T>, Option<ChildTask<E, F>>), F>
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    if !core.try_join() {
+        return Err(fut);
+    }
+    let key = core.roster.enroll(name.clone());
+    let slot = SlotRef {
+        roster: Arc::clone(&core.roster),
+        key,
+    };
+    let handle = ChildHandle {
+        link: HandleLink::Slot(SlotHandle {
+            slot: slot.clone(),
+            name: name.clone(),
+        }),
+        value: None,
+        _value: PhantomData,
+    };
+    let link = TaskLink::Slot {
+        key,
+        node: None,
+        registered: false,
+    };
+    Ok((handle, ready_task(core, link, name, fut, None)))
+}
+
+/// `prepare` for a `start` child: it already joined the nursery, and its node is attached
+/// under the caller's scope.
+pub(crate) fn prepare_joined<E, T, F>(
+    core: &Arc<Core<E>>,
+    node: Arc<Node>,
+    fut: F,
+    pre_start: Option<Arc<dyn PreStart<E>>>,
+) -> Option<ChildTask<E, F>>
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    let name = node.name().cloned();
+    ready_task(core, TaskLink::Node(node), name, fut, pre_start)
+}
+
+/// Spawns `fut` as a child of the nursery on its own tokio task.
+pub(crate) fn spawn<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    fut: F,
+) -> Result<ChildHandle<T>, F>
+where
+    E: std::fmt::Display + Send + 'static,
+    T: Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+{
+    let (handle, task) = prepare(core, name, fut)?;
+    if let Some(task) = task {
+        match core.runtime_ref() {
+            Some(runtime) => drop(runtime.spawn(task)),
+            // Outside any runtime: the task cannot run; dropping it leaves the nursery.
+            None => {
+                tracing::error!(nursery = ?core.name, "spawn outside a Tokio runtime: child dropped");
+                drop(task);
+            }
+        }
+    }
+    Ok(handle)
+}

@@ -1,0 +1,792 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::borrowed::Incoming;
+use crate::child::{self, ChildHandle};
+use crate::core::Core;
+use crate::error::{CleanupTimedOut, Closed};
+use crate::join::{deliver, ValueSlot};
+use crate::reason::CancelReason;
+use crate::scope::Cancelled;
+use crate::start::{Start, Started};
+
+/// The nursery as seen from its body: spawn children, defer cleanups, cancel the children.
+///
+/// A cheap `Clone` handle, given to the body closure of [`nursery`](crate::nursery). `'env` is
+/// the lifetime of data the nursery's body may borrow.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let out = tokio_nursery::nursery(|n| async move {
+///     n.defer(async { println!("cleanup runs last"); Ok(()) });
+///     n.spawn(async {
+///         tokio::time::sleep(Duration::from_millis(10)).await;
+///         Ok::<_, std::io::Error>(())
+///     });
+///     Ok(1)
+/// })
+/// .await;
+/// assert_eq!(out.unwrap(), 1);
+/// # }
+/// ```
+pub struct Nursery<'env, E: fmt::Display + Send + 'static> {
+    core: Arc<Core<E>>,
+    borrowed: Arc<Incoming<'env>>,
+}
+
+impl<E: fmt::Display + Send + 'static> Clone for Nursery<'_, E> {
+    fn clone(&self) -> Self {
+        Nursery {
+            core: Arc::clone(&self.core),
+            borrowed: Arc::clone(&self.borrowed),
+        }
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> fmt::Debug for Nursery<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nursery").field("core", &self.core).finish()
+    }
+}
+
+impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
+    pub(crate) fn new(core: Arc<Core<E>>, borrowed: Arc<Incoming<'env>>) -> Self {
+        Nursery { core, borrowed }
+    }
+
+    /// Spawns a child as its own tokio task (it runs in parallel on a multi-thread runtime).
+    ///
+    /// A child returning `Err(e)` or panicking cancels the body and every other child; the nursery
+    /// then returns `e` (or re-raises the panic). A child spawned into a cancelled nursery is
+    /// dropped without being polled. Should the nursery already be closed (only possible through
+    /// a handle that escaped the body), the future is dropped unpolled and the returned handle
+    /// reports it as finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     n.spawn(async { Err::<(), _>("boom") });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("boom"));
+    /// # }
+    /// ```
+    pub fn spawn<F>(&self, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.spawn_inner(None, fut)
+    }
+
+    /// Like [`spawn`](Self::spawn), naming the child; the name appears in cancel reasons
+    /// (`cancelled: child "watcher" failed: …`) and diagnostics.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     let sibling = n.spawn(std::future::pending::<Result<(), String>>());
+    ///     n.spawn_named("watcher", async { Err::<(), _>("connection lost".to_string()) });
+    ///     std::future::pending::<()>().await;
+    ///     let _ = sibling;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out.unwrap_err(), "connection lost");
+    /// # }
+    /// ```
+    pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.spawn_inner(Some(name.into()), fut)
+    }
+
+    /// Spawns a child that returns a value, as its own tokio task: await it with
+    /// [`ChildHandle::join`]. An error still fails the nursery, as with [`spawn`](Self::spawn).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let total = tokio_nursery::nursery(|n| async move {
+    ///     let parts: Vec<_> = (1..=3u32)
+    ///         .map(|i| n.spawn_returning(async move { Ok::<_, String>(i * 10) }))
+    ///         .collect();
+    ///     let mut total = 0;
+    ///     for part in parts {
+    ///         total += part.join().await.map_err(|e| e.to_string())?;
+    ///     }
+    ///     Ok(total)
+    /// })
+    /// .await;
+    /// assert_eq!(total, Ok(60));
+    /// # }
+    /// ```
+    pub fn spawn_returning<T, F>(&self, fut: F) -> ChildHandle<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let slot = ValueSlot::new();
+        self.spawn_inner(None, deliver(Arc::clone(&slot), fut))
+            .retype()
+            .with_value(slot)
+    }
+
+    /// Runs a blocking closure on tokio's blocking thread pool as a child of the nursery: the
+    /// nursery waits for it, and its error or panic is a failure like any other child's.
+    ///
+    /// A blocking closure cannot be interrupted: once it has started it runs to the end even if
+    /// the nursery is cancelled (the nursery then waits for it). If the child is cancelled before
+    /// the closure starts, the closure never runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     n.spawn_blocking(|| {
+    ///         let digest: u64 = (0..1_000u64).sum(); // CPU-bound or blocking I/O
+    ///         if digest == 499_500 { Ok(()) } else { Err("bad digest".to_string()) }
+    ///     });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(out.is_ok());
+    /// # }
+    /// ```
+    pub fn spawn_blocking<F>(&self, f: F) -> ChildHandle
+    where
+        F: FnOnce() -> Result<(), E> + Send + 'static,
+    {
+        self.spawn_inner(None, blocking(f))
+    }
+
+    fn spawn_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        match child::spawn(&self.core, name.clone(), fut) {
+            Ok(handle) => handle,
+            Err(fut) => {
+                tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
+                drop(fut);
+                ChildHandle::rejected(name)
+            }
+        }
+    }
+
+    /// Spawns a child polled inside the nursery's own task: it may borrow from the caller's stack
+    /// (no `'static` bound), and it runs concurrently with the body but not in parallel (like
+    /// `FuturesUnordered` or moro). Failure, cancellation, panic and cleanup rules are those of
+    /// [`spawn`](Self::spawn); the nursery future stays `Send` when the child is.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let names = vec!["a", "b"]; // borrowed, not moved
+    /// let seen = Mutex::new(Vec::new());
+    /// let (names_ref, seen_ref) = (&names, &seen);
+    /// tokio_nursery::nursery(|n| async move {
+    ///     for name in names_ref {
+    ///         n.spawn_borrowing(async move {
+    ///             let seen = seen_ref;
+    ///             seen.lock().unwrap().push(*name);
+    ///             Ok::<_, std::io::Error>(())
+    ///         });
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(seen.into_inner().unwrap().len(), names.len());
+    /// # }
+    /// ```
+    pub fn spawn_borrowing<F>(&self, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        self.spawn_borrowing_inner(None, fut)
+    }
+
+    /// Like [`spawn_borrowing`](Self::spawn_borrowing), naming the child.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let limit = 3;
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     n.spawn_borrowing_named("checker", async move {
+    ///         if limit > 2 { Err(format!("limit {limit} too high")) } else { Ok(()) }
+    ///     });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out.unwrap_err(), "limit 3 too high");
+    /// # }
+    /// ```
+    pub fn spawn_borrowing_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        self.spawn_borrowing_inner(Some(name.into()), fut)
+    }
+
+    fn spawn_borrowing_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
+        match child::prepare(&self.core, name.clone(), fut) {
+            Ok((handle, Some(task))) => {
+                self.borrowed.push(Box::pin(task));
+                handle
+            }
+            Ok((handle, None)) => handle,
+            Err(fut) => {
+                tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
+                drop(fut);
+                ChildHandle::rejected(name)
+            }
+        }
+    }
+
+    /// Starts a child and waits until it signals that it is ready (trio's `nursery.start`):
+    /// returns the value the child passes to [`Started::started`], while the child goes on in
+    /// the nursery.
+    ///
+    /// Before it signals, the child is governed by the *caller's* scopes: an error it returns
+    /// comes back from `start` as [`StartError::Failed`](crate::StartError::Failed) and does not
+    /// cancel the nursery; returning or dropping the signal unused is
+    /// [`StartError::NotStarted`](crate::StartError::NotStarted); a panic resumes from `start`.
+    /// A pending `start` keeps the nursery open. The typical use: bind a listener, signal its
+    /// address, then serve.
+    ///
+    /// ```
+    /// use tokio::net::TcpListener;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let addr = n
+    ///         .start(|task_status| async move {
+    ///             let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///             task_status.started(listener.local_addr()?);
+    ///             let (_socket, _) = listener.accept().await?; // serve one client
+    ///             Ok(())
+    ///         })
+    ///         .await
+    ///         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    ///     tokio::net::TcpStream::connect(addr).await?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), None, f)
+    }
+
+    /// Like [`start`](Self::start), naming the child.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let v = n.start_named("init", |s| async move { s.started(5); Ok(()) }).await.unwrap();
+    ///     assert_eq!(v, 5);
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start_named<V, F, Fut>(&self, name: impl Into<Arc<str>>, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), Some(name.into()), f)
+    }
+
+    /// Cancels every child, present and future (children spawned afterwards are dropped
+    /// unpolled), but not the body: to cancel the body too, run the nursery inside a
+    /// [`CancelScope`](crate::CancelScope). Like Swift's `cancelAll`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     n.spawn(std::future::pending::<Result<(), std::io::Error>>());
+    ///     n.cancel();
+    ///     Ok("body finished")
+    /// })
+    /// .await;
+    /// assert_eq!(out.unwrap(), "body finished");
+    /// # }
+    /// ```
+    pub fn cancel(&self) {
+        self.core.group.cancel(CancelReason::explicit(None));
+    }
+
+    /// Registers an async cleanup, run after the body and every child have finished, on every
+    /// exit path, last registered first, shielded from cancellation and bounded by the cleanup
+    /// timeout (5 s unless configured with
+    /// [`NurseryBuilder::cleanup_timeout`](crate::NurseryBuilder::cleanup_timeout)).
+    ///
+    /// A cleanup returning `Err(e)` is a failure like any other. A cleanup that exceeds the
+    /// timeout is dropped and reported (not a failure). Should the nursery already be finished
+    /// (only possible through a handle that escaped the body), the cleanup is dropped unpolled
+    /// and an error is reported through `tracing`.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let l = log.clone();
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let (a, b) = (l.clone(), l.clone());
+    ///     n.defer(async move { a.lock().unwrap().push("first registered"); Ok(()) });
+    ///     n.defer(async move { b.lock().unwrap().push("last registered"); Ok(()) });
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(*log.lock().unwrap(), ["last registered", "first registered"]);
+    /// # }
+    /// ```
+    pub fn defer<F>(&self, cleanup: F)
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        if let Err(cleanup) = self.core.push_cleanup(Box::pin(cleanup)) {
+            tracing::error!(nursery = ?self.core.name, "defer on a finished nursery: dropped");
+            drop(cleanup);
+        }
+    }
+
+    /// A `Send + Sync + Clone + 'static` handle for use outside the body: other tasks, OS threads,
+    /// synchronous callbacks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     std::thread::spawn(move || h.fail("lost").unwrap());
+    ///     std::future::pending::<()>().await;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("lost"));
+    /// # }
+    /// ```
+    pub fn handle(&self) -> NurseryHandle<E> {
+        NurseryHandle {
+            core: Arc::clone(&self.core),
+        }
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called or the nursery is failing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     assert!(!n.cancel_called());
+    ///     n.cancel();
+    ///     assert!(n.cancel_called());
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_called(&self) -> bool {
+        self.core.group.cancel_called() || self.core.nursery.cancel_called()
+    }
+
+    /// Completes when the nursery is cancelled: failing, cancelled from outside, or (with a
+    /// [grace period](crate::NurseryBuilder::grace)) draining. [`cancel`](Self::cancel), which
+    /// only cancels the children, does not fire it.
+    ///
+    /// Code *inside* the nursery that awaits it is cancelled by the same event — unless a grace
+    /// period lets it drain, or it runs in a shield — so a failure is observed from outside
+    /// (another task, a [`NurseryHandle`] held elsewhere); the typical use inside is draining.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only deregisters the waiter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async { Err("boom") });
+    ///     h.cancelled().await;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("boom"));
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled::new(self.core.watched())
+    }
+
+    /// The nursery's name, if the builder gave it one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::NurseryBuilder::new()
+    ///     .name("accept loop")
+    ///     .run(|n| async move {
+    ///         assert_eq!(n.name(), Some("accept loop"));
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.core.name.as_deref()
+    }
+}
+
+/// The child future of `spawn_blocking`: the wait for the thread is shielded (a running closure
+/// cannot be stopped, so the nursery must wait for it), and the closure is skipped if the child
+/// was cancelled before a thread picked it up.
+async fn blocking<E, F>(f: F) -> Result<(), E>
+where
+    E: fmt::Display + Send + 'static,
+    F: FnOnce() -> Result<(), E> + Send + 'static,
+{
+    let node = crate::context::current();
+    let job = move || match node {
+        Some(node) if node.is_cancelled() => Ok(()),
+        _ => f(),
+    };
+    match crate::timeout::shield(tokio::task::spawn_blocking(job)).await {
+        Ok(result) => result,
+        Err(join_error) => match join_error.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            // The runtime is shutting down: the closure will not run.
+            Err(_) => Ok(()),
+        },
+    }
+}
+
+/// A handle to a nursery usable from anywhere: `Send + Sync + Clone + 'static`.
+///
+/// Once the body and every child have finished, every operation returns `Err(Closed)` and does
+/// nothing (a future passed along is dropped unpolled); none of them panics.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let out = tokio_nursery::nursery(|n| async move {
+///     let handle = n.handle();
+///     // A plain synchronous callback, as a driver would call it.
+///     let on_state_change = move |connected: bool| {
+///         if !connected {
+///             let _ = handle.fail("connection lost");
+///         }
+///     };
+///     on_state_change(false);
+///     std::future::pending::<()>().await;
+///     Ok(())
+/// })
+/// .await;
+/// assert_eq!(out, Err("connection lost"));
+/// # }
+/// ```
+pub struct NurseryHandle<E: fmt::Display + Send + 'static> {
+    core: Arc<Core<E>>,
+}
+
+impl<E: fmt::Display + Send + 'static> Clone for NurseryHandle<E> {
+    fn clone(&self) -> Self {
+        NurseryHandle {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> fmt::Debug for NurseryHandle<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NurseryHandle")
+            .field("core", &self.core)
+            .finish()
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
+    /// Spawns a child, as [`Nursery::spawn`]; `Err(Closed)` once the nursery has finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async move {
+    ///         // A child spawning a sibling.
+    ///         h.spawn(async { Ok(()) }).unwrap();
+    ///         Ok(())
+    ///     });
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn spawn<F>(&self, fut: F) -> Result<ChildHandle, Closed>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        child::spawn(&self.core, None, fut).map_err(|_| Closed)
+    }
+
+    /// Spawns a named child, as [`Nursery::spawn_named`]; `Err(Closed)` once finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let child = n.handle().spawn_named("late", async { Ok(()) }).unwrap();
+    ///     assert_eq!(child.name(), Some("late"));
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> Result<ChildHandle, Closed>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        child::spawn(&self.core, Some(name.into()), fut).map_err(|_| Closed)
+    }
+
+    /// Starts a child, as [`Nursery::start`]; fails with
+    /// [`StartError::Closed`](crate::StartError::Closed) at once if the nursery has finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     let v = tokio::spawn(async move {
+    ///         h.start(|s| async move { s.started("ready"); Ok(()) }).await.unwrap()
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    ///     assert_eq!(v, "ready");
+    ///     Ok::<_, String>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
+    where
+        V: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        Start::new(Arc::clone(&self.core), None, f)
+    }
+
+    /// Cancels every child, as [`Nursery::cancel`]; `Err(Closed)` once finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let h = tokio_nursery::nursery(|n| async move { Ok::<_, std::io::Error>(n.handle()) })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(h.cancel().is_err());
+    /// # }
+    /// ```
+    pub fn cancel(&self) -> Result<(), Closed> {
+        if self.core.is_closed() {
+            return Err(Closed);
+        }
+        self.core.group.cancel(CancelReason::explicit(None));
+        Ok(())
+    }
+
+    /// Fails the nursery with `error`, from any task, any OS thread, or a synchronous callback:
+    /// the body and every child are cancelled, and the nursery returns `error` (unless an earlier
+    /// failure wins; then `error` is kept among all errors and reported). Accepted until the
+    /// nursery has taken its outcome — also while its cleanups run, so a failure reported during
+    /// a `disconnect()` is not lost; after that, `Err(Closed)` (the error is then reported
+    /// through `tracing`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     n.handle().fail("stop").unwrap();
+    ///     std::future::pending::<()>().await;
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("stop"));
+    /// # }
+    /// ```
+    pub fn fail(&self, error: E) -> Result<(), Closed> {
+        self.core.fail_from_handle(error)
+    }
+
+    /// Registers a cleanup, as [`Nursery::defer`]; `Err(Closed)` once the nursery has finished
+    /// (the cleanup is dropped unpolled).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     n.handle().defer(async { Ok(()) }).unwrap();
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn defer<F>(&self, cleanup: F) -> Result<(), Closed>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        if self.core.is_closed() {
+            return Err(Closed);
+        }
+        self.core
+            .push_cleanup(Box::pin(cleanup))
+            .map_err(|_| Closed)
+    }
+
+    /// Whether the body and every child have finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let h = tokio_nursery::nursery(|n| async move {
+    ///     assert!(!n.handle().is_closed());
+    ///     Ok::<_, std::io::Error>(n.handle())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(h.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Whether `cancel` was called or the nursery is failing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     h.cancel().unwrap();
+    ///     assert!(h.cancel_called());
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_called(&self) -> bool {
+        self.core.group.cancel_called() || self.core.nursery.cancel_called()
+    }
+
+    /// Completes when the nursery is cancelled, as [`Nursery::cancelled`]; usable as a
+    /// graceful-shutdown signal (`axum::serve(..).with_graceful_shutdown(async move {
+    /// handle.cancelled().await })`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it only deregisters the waiter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     let h = n.handle();
+    ///     n.spawn(async move {
+    ///         h.cancelled().await; // a shutdown signal for a server
+    ///         Ok(())
+    ///     });
+    ///     n.handle().fail("stop").unwrap();
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("stop"));
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled::new(self.core.watched())
+    }
+
+    /// A tokio-util `CancellationToken` cancelled when the nursery is cancelled (failing,
+    /// cancelled from outside, or draining), for libraries that take a token.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::nursery(|n| async move {
+    ///     let token = n.handle().cancellation_token();
+    ///     n.spawn(async move {
+    ///         token.cancelled().await; // e.g. handed to a server as its shutdown signal
+    ///         Ok(())
+    ///     });
+    ///     Err::<(), _>("stop")
+    /// })
+    /// .await;
+    /// assert_eq!(out, Err("stop"));
+    /// # }
+    /// ```
+    pub fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
+        self.core.watched().cancellation_token()
+    }
+
+    /// Renders the nursery's live tree as text (see
+    /// [`render_current_tree`](crate::render_current_tree)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// tokio_nursery::NurseryBuilder::new()
+    ///     .name("pool")
+    ///     .run(|n| async move {
+    ///         n.spawn_named("worker", std::future::pending::<Result<(), String>>());
+    ///         let tree = n.handle().render_tree();
+    ///         assert_eq!(tree, "nursery \"pool\" [running]\n└─ child \"worker\" [running]\n");
+    ///         n.cancel();
+    ///         Ok::<_, String>(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn render_tree(&self) -> String {
+        crate::render::render(self.core.top())
+    }
+
+    /// Cleanups that exceeded the cleanup timeout so far (reported, not failures).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let h = tokio_nursery::nursery(|n| async move { Ok::<_, std::io::Error>(n.handle()) })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(h.cleanup_timeouts().is_empty());
+    /// # }
+    /// ```
+    pub fn cleanup_timeouts(&self) -> Vec<CleanupTimedOut> {
+        self.core.cleanup_timeouts()
+    }
+}

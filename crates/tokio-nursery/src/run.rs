@@ -1,0 +1,542 @@
+// The future that drives one cancel scope: `CancelScope::run`.
+//
+// States, in order (each documented with when it is entered):
+//   Unpolled  - built, never polled; the node is not attached yet.
+//   Running   - attached; the body is polled under this scope's node (under its gate node for
+//               a grace scope: once the scope is cancelled the gate drains until the grace
+//               period or an enclosing bound ends, then cancels hard).
+//   Unwinding - the node is effectively cancelled; the body is still polled, but only while live
+//               structure (nurseries, running scopes, adopted orphans) remains inside it.
+//   Draining  - the body completed; waiting for adopted orphans before returning its value.
+//   Parked    - cancelled by an enclosing scope (or first polled inside one): the body is gone,
+//               and the absorbing scope will drop this future. It never completes.
+//   Done      - returned its output.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project::{pin_project, pinned_drop};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::context::{self, NodeSpec};
+use crate::reason::CancelReason;
+use crate::tree::{earliest_of, LiveToken, Node, NodeKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Unpolled,
+    Running,
+    Unwinding,
+    Draining,
+    Parked,
+    Done,
+}
+
+/// The future returned by [`CancelScope::run`](crate::CancelScope::run),
+/// [`move_on_after`](crate::move_on_after) and [`move_on_at`](crate::move_on_at).
+///
+/// Completes with `Some(value)` if the body completed (even while cancelled: a value is never
+/// discarded), or `None` if this scope absorbed a cancellation. A scope cancelled only because
+/// an enclosing scope was never completes: the enclosing scope drops it.
+///
+/// # Cancel safety
+///
+/// Dropping a `Run` drops its body. Structure inside the body that cannot stop synchronously
+/// (spawned children, pending cleanups of a nursery) finishes in the background, and the nearest
+/// enclosing scope of this library waits for it.
+///
+/// # Drop behavior
+///
+/// The scope's node is detached; live structure inside it is adopted by the enclosing scope.
+///
+/// # Panics
+///
+/// Polling after completion panics, as does polling a scope again after the scope that absorbed
+/// its cancellation has ended (e.g. re-awaiting a `&mut` future after a `select!`).
+///
+/// # Examples
+///
+/// ```
+/// use tokio_nursery::CancelScope;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let out = CancelScope::new().run(async { 5 }).await;
+/// assert_eq!(out, Some(5));
+/// # }
+/// ```
+#[pin_project(PinnedDrop)]
+#[must_use = "a cancel scope does nothing unless awaited"]
+pub struct Run<F: Future> {
+    #[pin]
+    body: Option<F>,
+    /// Boxed: only scopes that suspend with a deadline need one, and `Run` stays small to move.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: Option<Instant>,
+    value: Option<F::Output>,
+    /// The scope's node: made at the first poll, or later (see `context`) if the first poll
+    /// ran the body lazily; `None` for a scope whose body completed without needing one.
+    node: Option<Arc<Node>>,
+    /// The recipe for the node while there is none.
+    spec: NodeSpec,
+    /// The body was just polled (lazily, by the first poll): the `Running` step that follows
+    /// registers and arms timers but does not poll it again.
+    just_polled: bool,
+    timeout: Option<Duration>,
+    grace: Option<Duration>,
+    /// Grace scopes only: the node the body runs under, shielded until the drain ends.
+    gate: Option<Arc<Node>>,
+    /// `with_cancellation_token`: the token, then the wait for it once running.
+    token: Option<CancellationToken>,
+    token_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    state: State,
+    /// Held while running: this scope is live structure of its parent.
+    parent_token: Option<LiveToken>,
+    /// Kept while parked, to detect being polled after the absorbing scope ended.
+    parked_under: Option<Arc<Node>>,
+    /// Created the first time the body suspends (scopes that complete at once cost nothing).
+    /// `None` until the first suspension; then the span, boxed, if a subscriber wants it.
+    span: Option<Option<Box<tracing::Span>>>,
+}
+
+impl<F: Future> Run<F> {
+    pub(crate) fn new(
+        node: Option<Arc<Node>>,
+        spec: NodeSpec,
+        timeout: Option<Duration>,
+        grace: Option<Duration>,
+        token: Option<CancellationToken>,
+        body: F,
+    ) -> Self {
+        Run {
+            body: Some(body),
+            timer: None,
+            armed: None,
+            value: None,
+            node,
+            spec,
+            just_polled: false,
+            timeout,
+            grace,
+            gate: None,
+            token,
+            token_wait: None,
+            state: State::Unpolled,
+            parent_token: None,
+            parked_under: None,
+            span: None,
+        }
+    }
+}
+
+impl<F: Future> std::fmt::Debug for Run<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("state", &self.state)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies a relative timeout at first poll: the earlier of the existing deadline and
+/// `now + timeout`; a timeout too large to represent means "no deadline".
+pub(crate) fn fix_timeout(node: &Node, timeout: Option<Duration>, now: Instant) {
+    if let Some(deadline) = timeout.and_then(|t| now.checked_add(t)) {
+        let earliest = node.deadline().map_or(deadline, |d| d.min(deadline));
+        node.set_deadline(Some(earliest));
+    }
+}
+
+/// Whether a node that finished unwinding absorbs its cancellation: it was cancelled itself and
+/// nothing above it (up to a shield) is cancelled. Otherwise the absorbing scope is further up.
+pub(crate) fn absorbs(node: &Node) -> bool {
+    node.cancel_called() && (node.shield() || node.parent().is_none_or(|p| !p.is_cancelled()))
+}
+
+/// Panics if a parked structured future is polled after the scope that should have dropped it
+/// has ended (DESIGN rule 4).
+pub(crate) fn check_parked(parked_under: Option<&Arc<Node>>) {
+    if parked_under.is_some_and(|p| p.is_finished()) {
+        panic!(
+            "nursery: a cancelled scope or nursery was polled again after the scope that absorbed \
+             its cancellation had ended (for example, a `&mut` future re-awaited after a \
+             `select!` or `timeout`); it can never complete"
+        );
+    }
+}
+
+impl<F: Future> Future for Run<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match *this.state {
+                State::Unpolled => {
+                    // Lazy first poll: a plain scope (no handle taken, no grace, no token) whose
+                    // deadline has not passed and whose parent is not cancelled polls its body
+                    // without a node. A body that completes at once never costs one; otherwise
+                    // the node is made (inside the body, by whatever needed it, or right after)
+                    // and the scope goes on as if it had had it from the start.
+                    // (Cleanups always get their node: they show in the tree while they run.)
+                    let lazy = this.node.is_none()
+                        && this.spec.kind == NodeKind::Scope
+                        && this.grace.is_none()
+                        && this.token.is_none();
+                    let now = match (this.spec.deadline, *this.timeout) {
+                        (None, None) => None,
+                        _ => Some(Instant::now()),
+                    };
+                    let deadline = earliest_of(
+                        this.spec.deadline,
+                        this.timeout
+                            .zip(now)
+                            .and_then(|(t, now)| now.checked_add(t)),
+                    );
+                    // Asked without making the enclosing node: a lazy child or scope around
+                    // this one stays without a node too if this body completes at once.
+                    let parent_cancelled = !this.spec.shield && context::current_is_cancelled();
+                    if lazy && !parent_cancelled && deadline.zip(now).is_none_or(|(d, now)| d > now)
+                    {
+                        *this.timeout = None;
+                        this.spec.deadline = deadline;
+                        let body = this
+                            .body
+                            .as_mut()
+                            .as_pin_mut()
+                            .expect("unpolled scope has a body");
+                        let spec = std::mem::replace(this.spec, NodeSpec::EMPTY);
+                        let (polled, made, lent) = context::enter_lazy(spec, || body.poll(cx));
+                        *this.spec = lent;
+                        if made.is_none() {
+                            if let Poll::Ready(value) = polled {
+                                this.body.set(None);
+                                *this.state = State::Done;
+                                return Poll::Ready(Some(value));
+                            }
+                        }
+                        // From here on the scope has a node, under its parent's (made now if
+                        // that one had none yet either).
+                        let parent = context::current();
+                        let node = made.unwrap_or_else(|| {
+                            let node = this.spec.make();
+                            node.attach(parent.as_ref());
+                            node
+                        });
+                        *this.node = Some(node);
+                        *this.parent_token = LiveToken::on(parent.as_ref());
+                        match polled {
+                            Poll::Ready(value) => {
+                                *this.value = Some(value);
+                                this.body.set(None);
+                                *this.state = State::Draining;
+                            }
+                            Poll::Pending => {
+                                *this.just_polled = true;
+                                *this.state = State::Running;
+                            }
+                        }
+                        continue;
+                    }
+                    let parent = context::current();
+                    let now = Instant::now();
+                    let node: &Arc<Node> = this.node.get_or_insert_with(|| this.spec.make());
+                    fix_timeout(node, this.timeout.take(), now);
+                    node.attach(parent.as_ref());
+                    if parent.as_ref().is_some_and(|p| p.is_cancelled()) && !node.shield() {
+                        // Rule 3: first polled inside a cancelled scope: never polls its body,
+                        // never completes.
+                        this.body.set(None);
+                        node.detach();
+                        *this.parked_under = parent;
+                        *this.state = State::Parked;
+                        continue;
+                    }
+                    if node.deadline().is_some_and(|d| d <= now) {
+                        node.cancel(CancelReason::Deadline);
+                    }
+                    if let Some(token) = this.token.take() {
+                        if token.is_cancelled() {
+                            node.cancel(token_reason());
+                        } else {
+                            *this.token_wait = Some(Box::pin(token.cancelled_owned()));
+                        }
+                    }
+                    if node.cancel_called() {
+                        // Rule 3: cancelled before it started: the body is never polled. It is
+                        // dropped under this scope's node, so work it had registered while it
+                        // was built (a nursery's children, cleanups) is adopted here and
+                        // awaited before the scope returns.
+                        let mut body = this.body.as_mut();
+                        context::enter(node, || body.set(None));
+                        *this.parent_token = LiveToken::on(parent.as_ref());
+                        *this.state = State::Unwinding;
+                        continue;
+                    }
+                    if let Some(grace) = *this.grace {
+                        let gate = Node::new(NodeKind::Gate, None);
+                        gate.attach(Some(node));
+                        node.set_grace(grace, Arc::clone(&gate));
+                        *this.gate = Some(gate);
+                    }
+                    *this.parent_token = LiveToken::on(parent.as_ref());
+                    *this.state = State::Running;
+                }
+                State::Running => {
+                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+                    node.register_owner(cx.waker());
+                    if let Some(wait) = this.token_wait.as_mut() {
+                        if wait.as_mut().poll(cx).is_ready() {
+                            *this.token_wait = None;
+                            node.cancel(token_reason());
+                        }
+                    }
+                    match this.gate.as_ref() {
+                        Some(gate) => {
+                            gate.register_owner(cx.waker());
+                            // The drain starts in the tree, the moment the scope is cancelled.
+                            if gate.deadline().is_none() {
+                                check_deadline(this.timer, this.armed, node, cx);
+                            }
+                            if gate.deadline().is_some() {
+                                drain_deadline(this.timer, this.armed, node, gate, cx);
+                            }
+                        }
+                        None => check_deadline(this.timer, this.armed, node, cx),
+                    }
+                    let body_node = this.gate.as_ref().unwrap_or(node);
+                    if body_node.is_cancelled() {
+                        *this.just_polled = false;
+                        *this.state = State::Unwinding;
+                        continue;
+                    }
+                    if std::mem::take(this.just_polled) {
+                        *this.span = Some(scope_span(node));
+                        return Poll::Pending;
+                    }
+                    let body = this
+                        .body
+                        .as_mut()
+                        .as_pin_mut()
+                        .expect("running scope has a body");
+                    let entered = this
+                        .span
+                        .as_ref()
+                        .and_then(Option::as_deref)
+                        .map(tracing::Span::enter);
+                    let polled = context::enter(body_node, || body.poll(cx));
+                    drop(entered);
+                    if polled.is_pending() && this.span.is_none() {
+                        *this.span = Some(scope_span(node));
+                    }
+                    match polled {
+                        Poll::Ready(value) => {
+                            *this.value = Some(value);
+                            this.body.set(None);
+                            *this.state = State::Draining;
+                        }
+                        // `cancel()` called synchronously inside the body takes effect at the
+                        // body's next suspension, which is now (for a grace scope: its drain
+                        // starts now).
+                        Poll::Pending if body_node.is_cancelled() => *this.state = State::Unwinding,
+                        // A grace scope cancelled by its body: arm the drain's timer now.
+                        Poll::Pending if this.gate.is_some() && node.is_cancelled() => {
+                            if *this.armed == this.gate.as_ref().and_then(|g| g.deadline()) {
+                                return Poll::Pending;
+                            }
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                State::Unwinding => {
+                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+                    node.register_owner(cx.waker());
+                    let body_node = this.gate.as_ref().unwrap_or(node);
+                    body_node.register_owner(cx.waker());
+                    if body_node.live() == 0 {
+                        this.body.set(None);
+                        *this.timer = None;
+                        if absorbs(node) {
+                            let _entered = this
+                                .span
+                                .as_ref()
+                                .and_then(Option::as_deref)
+                                .map(tracing::Span::enter);
+                            tracing::debug!(
+                                reason = %node.public_reason().map_or_else(String::new, |r| r.to_string()),
+                                "scope absorbed its cancellation"
+                            );
+                            node.set_caught();
+                            if let Some(gate) = this.gate.as_ref() {
+                                gate.detach();
+                            }
+                            finish(node, this.parent_token, this.state);
+                            return Poll::Ready(None);
+                        }
+                        *this.parked_under = node.parent();
+                        if let Some(gate) = this.gate.as_ref() {
+                            gate.detach();
+                        }
+                        finish(node, this.parent_token, this.state);
+                        *this.state = State::Parked;
+                        return Poll::Pending;
+                    }
+                    let Some(body) = this.body.as_mut().as_pin_mut() else {
+                        // Only orphans are left; their release wakes us.
+                        return Poll::Pending;
+                    };
+                    let _entered = this
+                        .span
+                        .as_ref()
+                        .and_then(Option::as_deref)
+                        .map(tracing::Span::enter);
+                    match context::enter(body_node, || body.poll(cx)) {
+                        // Rule 1: a body that completes while cancelled is returned.
+                        Poll::Ready(value) => {
+                            *this.value = Some(value);
+                            this.body.set(None);
+                            *this.state = State::Draining;
+                        }
+                        Poll::Pending if body_node.live() == 0 => {}
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                State::Draining => {
+                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+                    let body_node = this.gate.as_ref().unwrap_or(node);
+                    body_node.register_owner(cx.waker());
+                    if body_node.live() > 0 {
+                        return Poll::Pending;
+                    }
+                    *this.timer = None;
+                    if let Some(gate) = this.gate.as_ref() {
+                        gate.detach();
+                    }
+                    finish(node, this.parent_token, this.state);
+                    return Poll::Ready(this.value.take());
+                }
+                State::Parked => {
+                    check_parked(this.parked_under.as_ref());
+                    return Poll::Pending;
+                }
+                State::Done => panic!("`Run` polled after completion"),
+            }
+        }
+    }
+}
+
+/// A span worth keeping: boxed, and only if a subscriber is interested.
+pub(crate) fn boxed_span(span: tracing::Span) -> Option<Box<tracing::Span>> {
+    (!span.is_none()).then(|| Box::new(span))
+}
+
+/// The span of a scope, made the first time it suspends.
+fn scope_span(node: &Node) -> Option<Box<tracing::Span>> {
+    boxed_span(tracing::debug_span!(
+        "scope",
+        name = node.name().map_or("", |n| &**n)
+    ))
+}
+
+fn token_reason() -> CancelReason {
+    CancelReason::explicit(Some("its CancellationToken was cancelled".into()))
+}
+
+fn finish(node: &Node, parent_token: &mut Option<LiveToken>, state: &mut State) {
+    node.detach();
+    *parent_token = None;
+    *state = State::Done;
+}
+
+/// Cancels `node` if its deadline has passed; otherwise arms the timer for it. The deadline is
+/// checked before the body is polled, so a deadline and a wake-up at the same instant resolve in
+/// favour of the deadline.
+pub(crate) fn check_deadline(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    armed: &mut Option<Instant>,
+    node: &Arc<Node>,
+    cx: &mut Context<'_>,
+) {
+    let Some(deadline) = node.deadline() else {
+        if armed.take().is_some() {
+            *timer = None;
+        }
+        return;
+    };
+    if Instant::now() >= deadline {
+        node.cancel(CancelReason::Deadline);
+        return;
+    }
+    if *armed != Some(deadline) {
+        match timer.as_mut() {
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        *armed = Some(deadline);
+    }
+    if let Some(sleep) = timer.as_mut() {
+        if sleep.as_mut().poll(cx).is_ready() {
+            node.cancel(CancelReason::Deadline);
+        }
+    }
+}
+
+/// While draining, the timer serves the gate's deadline; at it the gate cancels with the scope's
+/// own reason, so everything inside sees where the cancellation came from.
+pub(crate) fn drain_deadline(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    armed: &mut Option<Instant>,
+    node: &Arc<Node>,
+    gate: &Arc<Node>,
+    cx: &mut Context<'_>,
+) {
+    let Some(hard_at) = gate.deadline() else {
+        return;
+    };
+    let mut expired = Instant::now() >= hard_at;
+    if !expired {
+        if *armed != Some(hard_at) {
+            match timer.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(hard_at),
+                None => *timer = Some(Box::pin(tokio::time::sleep_until(hard_at))),
+            }
+            *armed = Some(hard_at);
+        }
+        expired = timer
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+    }
+    if expired {
+        let reason = node
+            .effective_reason()
+            .unwrap_or_else(|| Arc::new(CancelReason::Deadline));
+        gate.cancel_shared(reason);
+    }
+}
+
+#[pinned_drop]
+impl<F: Future> PinnedDrop for Run<F> {
+    fn drop(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if let Some(token) = this.parent_token.take() {
+            // Dropped by foreign code while running: nested structure that cannot stop
+            // synchronously keeps our parent waiting (it adopts the orphans).
+            this.body.set(None);
+            match (this.gate.as_ref(), this.node.as_ref()) {
+                // Orphans register on the gate; the scope's node holds nothing itself.
+                (Some(gate), _) => gate.stash_parent_token(token),
+                (None, Some(node)) => node.stash_parent_token(token),
+                (None, None) => drop(token),
+            }
+        }
+        if let Some(gate) = this.gate.as_ref() {
+            gate.detach();
+        }
+        if let Some(node) = this.node.as_ref() {
+            node.detach();
+        }
+    }
+}
