@@ -45,10 +45,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use tokio_nursery::CancelScope;
 use support::BenchError;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio_nursery::CancelScope;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

@@ -54,7 +54,8 @@ async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
         ("scope_ready", "nursery") => {
             for _ in 0..OPS {
                 black_box(
-                    tokio_nursery::move_on_after(Duration::from_secs(60), async { black_box(1) }).await,
+                    tokio_nursery::move_on_after(Duration::from_secs(60), async { black_box(1) })
+                        .await,
                 );
             }
         }

@@ -3,12 +3,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio_nursery::CancelScope;
 use nursery_net::ConnectionLost;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tokio_nursery::CancelScope;
 
 use crate::cli::DemoOptions;
 use crate::client::{self, ClientSlot};

@@ -1,12 +1,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_nursery::CancelScope;
 use nursery_net::tungstenite::Message;
 use nursery_net::{
     Backoff, ConnectionLost, Event, Heartbeat, Reconnect, Supervisor, WsConfig, WsConnection,
 };
 use tokio::time::Instant;
+use tokio_nursery::CancelScope;
 
 use crate::cli::WatchOptions;
 

@@ -17,10 +17,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio_nursery::CancelScope;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+use tokio_nursery::CancelScope;
 
 const GRACE: Duration = Duration::from_secs(1);
 const SHUTDOWN_AT: Duration = Duration::from_millis(200);

@@ -26,8 +26,8 @@
 
 use std::time::Duration;
 
-use tokio_nursery::{CancelScope, NurseryBuilder};
 use tokio::time::sleep;
+use tokio_nursery::{CancelScope, NurseryBuilder};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

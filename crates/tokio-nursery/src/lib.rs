@@ -68,47 +68,32 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-mod borrowed;
-mod builder;
+mod cancel;
 mod child;
-mod cleanup;
-mod context;
-mod core;
-mod detach;
 mod error;
-mod handle;
-mod join;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod nursery;
 mod panic;
 mod race;
-mod reason;
 mod render;
-mod resource;
-mod roster;
-mod run;
-mod runner;
-mod scope;
-mod start;
 mod sync;
-mod time;
-mod timeout;
-mod tree;
 
-pub use builder::{nursery, nursery_all, NurseryBuilder};
-pub use child::ChildHandle;
-pub use error::{CleanupTimedOut, Closed, Elapsed, Errors};
-pub use handle::{Nursery, NurseryHandle};
-pub use join::{Join, JoinError};
-pub use nursery::{NurseryAll, NurseryFuture};
-pub use race::{race, race_staggered, RaceError};
-pub use reason::CancelReason;
-pub use resource::with_resource;
-pub use run::Run;
-pub use scope::{CancelHandle, CancelScope, Cancelled};
-pub use start::{Start, StartError, Started};
-pub use time::{
+pub use cancel::reason::CancelReason;
+pub use cancel::run::Run;
+pub use cancel::scope::{CancelHandle, CancelScope, Cancelled};
+pub use cancel::time::{
     checkpoint, current_deadline, render_current_tree, sleep, sleep_until, Checkpoint, Sleep,
 };
-pub use timeout::{fail_after, fail_at, move_on_after, move_on_at, shield, FailAfter, Shield};
+pub use cancel::timeout::{
+    fail_after, fail_at, move_on_after, move_on_at, shield, FailAfter, Shield,
+};
+pub use child::handle::ChildHandle;
+pub use child::join::{Join, JoinError};
+pub use child::start::{Start, StartError, Started};
+pub use error::{CleanupTimedOut, Closed, Elapsed, Errors};
+pub use nursery::builder::{nursery, nursery_all, NurseryBuilder};
+pub use nursery::future::{NurseryAll, NurseryFuture};
+pub use nursery::handle::{Nursery, NurseryHandle};
+pub use nursery::resource::with_resource;
+pub use race::{race, race_staggered, RaceError};

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::Poll;
 
-use crate::core::Core;
-use crate::reason::CancelReason;
-use crate::tree::{LiveToken, Node, NodeKind};
+use crate::cancel::reason::CancelReason;
+use crate::cancel::tree::{LiveToken, Node, NodeKind};
+use crate::nursery::core::Core;
 
 /// The preemption bound every model runs with (printed by `preemption_bound_is_printed`).
 const PREEMPTION_BOUND: usize = 3;

@@ -17,8 +17,8 @@ use std::pin::pin;
 use futures_util::future::{select, Either};
 use tokio::sync::Notify;
 
-use crate::builder::nursery;
 use crate::error::Errors;
+use crate::nursery::builder::nursery;
 
 /// Why [`race`] or [`race_staggered`] produced no value.
 ///

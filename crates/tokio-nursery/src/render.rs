@@ -6,9 +6,9 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use crate::context;
-use crate::reason::CancelReason;
-use crate::tree::{Node, NodeKind};
+use crate::cancel::context;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::tree::{Node, NodeKind};
 
 /// One line of the rendering: a node, or a child that has no node yet (a roster slot).
 enum Item {

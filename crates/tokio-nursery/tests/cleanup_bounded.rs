@@ -6,10 +6,10 @@ use std::future::pending;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
-use tokio_nursery::{move_on_after, nursery, nursery_all, CancelScope, NurseryBuilder};
 use support::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_nursery::{move_on_after, nursery, nursery_all, CancelScope, NurseryBuilder};
 
 fn log_on_drop(log: &Log, name: &'static str) -> LogOnDrop {
     LogOnDrop::new(log, name)

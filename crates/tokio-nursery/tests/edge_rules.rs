@@ -6,9 +6,9 @@ use std::future::{pending, Future};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
-use tokio_nursery::{checkpoint, fail_after, move_on_after, nursery, CancelScope};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{checkpoint, fail_after, move_on_after, nursery, CancelScope};
 
 /// Counts the polls its inner future receives at or after `from`: shows that a future was still
 /// being polled at a time when it could have resumed.

@@ -3,8 +3,8 @@
 
 mod support;
 
-use tokio_nursery::{render_current_tree, CancelScope, NurseryBuilder};
 use support::*;
+use tokio_nursery::{render_current_tree, CancelScope, NurseryBuilder};
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_tree_shows_structure_states_and_reasons() {

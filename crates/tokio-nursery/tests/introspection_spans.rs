@@ -4,8 +4,8 @@
 
 mod support;
 
-use tokio_nursery::NurseryBuilder;
 use support::*;
+use tokio_nursery::NurseryBuilder;
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn children_run_in_spans_under_their_spawner() {

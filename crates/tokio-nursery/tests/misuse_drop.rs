@@ -9,10 +9,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
-use tokio_nursery::{move_on_after, nursery, nursery_all, CancelScope, NurseryBuilder};
 use support::*;
 use tokio::sync::oneshot;
 use tokio::time::{sleep, Instant};
+use tokio_nursery::{move_on_after, nursery, nursery_all, CancelScope, NurseryBuilder};
 
 /// A payload no library would produce by itself: proves the original payload is re-raised.
 #[derive(Debug, PartialEq)]

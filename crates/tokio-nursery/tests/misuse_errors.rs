@@ -8,9 +8,9 @@ use std::future::{pending, Future};
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
-use tokio_nursery::nursery;
 use support::*;
 use tokio::time::{sleep, Instant};
+use tokio_nursery::nursery;
 
 // `Core::fail` renders every failure with `Display` (for the cancel reason) outside any panic
 // boundary, so a panicking `Display` unwinds out of whatever library frame recorded the failure.

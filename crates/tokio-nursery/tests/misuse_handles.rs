@@ -6,9 +6,9 @@ use std::future::{pending, poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
 
-use tokio_nursery::{nursery, nursery_all, CancelScope, JoinError, StartError, Started};
 use support::*;
 use tokio::time::{sleep, Instant};
+use tokio_nursery::{nursery, nursery_all, CancelScope, JoinError, StartError, Started};
 
 /// A future that proves whether it was ever polled (`polled`) and when it was dropped (`probe`).
 fn watched(probe: &DropProbe, polled: &Counter) -> impl Future<Output = Result<(), TestError>> {

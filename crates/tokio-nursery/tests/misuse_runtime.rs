@@ -7,8 +7,8 @@ use std::sync::mpsc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio_nursery::{move_on_after, nursery, shield, CancelScope, NurseryHandle};
 use support::*;
+use tokio_nursery::{move_on_after, nursery, shield, CancelScope, NurseryHandle};
 
 /// Panics when dropped.
 struct PanicOnDrop;

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 
-use tokio_nursery::{nursery, CancelReason, CancelScope, Started};
 use support::*;
 use tokio::sync::oneshot;
+use tokio_nursery::{nursery, CancelReason, CancelScope, Started};
 
 const CHILDREN: usize = 100_000;
 const DEPTH: usize = 5000;

@@ -5,9 +5,11 @@ mod support;
 use std::future::pending;
 use std::time::Duration;
 
-use tokio_nursery::{current_deadline, move_on_after, move_on_at, nursery, CancelScope, NurseryBuilder};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{
+    current_deadline, move_on_after, move_on_at, nursery, CancelScope, NurseryBuilder,
+};
 
 /// About a thousand years: far past anything tokio's timer wheel can represent.
 const MILLENNIUM: Duration = Duration::from_secs(1000 * 365 * 24 * 60 * 60);

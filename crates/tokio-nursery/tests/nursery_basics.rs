@@ -6,10 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio_nursery::{nursery, CancelScope, ChildHandle, NurseryHandle};
 use support::*;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
+use tokio_nursery::{nursery, CancelScope, ChildHandle, NurseryHandle};
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn c01_join() {

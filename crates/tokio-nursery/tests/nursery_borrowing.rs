@@ -6,8 +6,8 @@ mod support;
 use std::future::Future;
 use std::sync::Mutex;
 
-use tokio_nursery::nursery;
 use support::*;
+use tokio_nursery::nursery;
 
 fn assert_send<T: Send>(_: &T) {}
 

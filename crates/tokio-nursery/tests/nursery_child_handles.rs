@@ -6,8 +6,8 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
-use tokio_nursery::{nursery, CancelScope, ChildHandle};
 use support::*;
+use tokio_nursery::{nursery, CancelScope, ChildHandle};
 
 /// A finished child's handle keeps its own answers while hundreds of later children come and go
 /// (its slot is not reused while the handle lives).

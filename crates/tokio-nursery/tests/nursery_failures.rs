@@ -4,10 +4,12 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use tokio_nursery::{fail_after, nursery, nursery_all, shield, CancelReason, CancelScope, ChildHandle};
 use support::*;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, Instant};
+use tokio_nursery::{
+    fail_after, nursery, nursery_all, shield, CancelReason, CancelScope, ChildHandle,
+};
 
 /// Runs a closure when dropped: observes library state at the moment a future is dropped.
 struct OnDrop<F: FnMut()>(F);

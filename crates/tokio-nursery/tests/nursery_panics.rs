@@ -8,10 +8,10 @@ use std::panic::{catch_unwind, panic_any, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio_nursery::{nursery, nursery_all, shield};
 use support::*;
 use tokio::sync::oneshot;
 use tokio::time::{sleep, Instant};
+use tokio_nursery::{nursery, nursery_all, shield};
 
 type Payload = Box<dyn Any + Send + 'static>;
 

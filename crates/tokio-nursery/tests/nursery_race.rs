@@ -5,9 +5,9 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio_nursery::{nursery, race, race_staggered, CancelScope, RaceError};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{nursery, race, race_staggered, CancelScope, RaceError};
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn first_success_wins_and_the_rest_are_dropped() {

@@ -5,8 +5,8 @@ mod support;
 
 use std::future::Future;
 
-use tokio_nursery::{fail_after, move_on_after, nursery, shield, CancelScope};
 use support::*;
+use tokio_nursery::{fail_after, move_on_after, nursery, shield, CancelScope};
 
 fn work() -> impl Future<Output = Result<u32, TestError>> + Send {
     nursery(|n| async move {

@@ -2,9 +2,9 @@
 
 mod support;
 
-use tokio_nursery::{nursery, nursery_all, CancelScope, StartError, Started};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{nursery, nursery_all, CancelScope, StartError, Started};
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn c52_start_returns_the_signalled_value_and_the_child_goes_on() {

@@ -3,9 +3,9 @@
 
 mod support;
 
-use tokio_nursery::{nursery, JoinError};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{nursery, JoinError};
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn join_returns_the_child_value() {

@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
+use support::*;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_nursery::{
     checkpoint, fail_after, move_on_after, nursery, nursery_all, shield, sleep, CancelHandle,
     CancelReason, CancelScope, Cancelled, Checkpoint, ChildHandle, CleanupTimedOut, Closed,
     Elapsed, Errors, FailAfter, Nursery, NurseryAll, NurseryBuilder, NurseryFuture, NurseryHandle,
     Run, Shield, Sleep,
 };
-use support::*;
-use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

@@ -6,12 +6,12 @@ use std::future::pending;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tokio_nursery::{
-    checkpoint, fail_after, move_on_after, sleep, CancelReason, CancelScope, Elapsed, Run,
-};
 use support::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_nursery::{
+    checkpoint, fail_after, move_on_after, sleep, CancelReason, CancelScope, Elapsed, Run,
+};
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn c25_cancel_is_not_a_suspension() {

@@ -6,12 +6,12 @@ use std::future::pending;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::*;
+use tokio::time::Instant;
 use tokio_nursery::{
     checkpoint, current_deadline, fail_after, fail_at, move_on_after, move_on_at, sleep,
     CancelReason, CancelScope,
 };
-use support::*;
-use tokio::time::Instant;
 
 /// A body that records being polled and holds a drop guard, then never finishes.
 async fn watched_pending(polled: Counter, guard: DropGuard) -> u32 {

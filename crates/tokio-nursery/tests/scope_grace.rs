@@ -2,9 +2,9 @@
 
 mod support;
 
-use tokio_nursery::{current_deadline, move_on_after, nursery, CancelScope};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{current_deadline, move_on_after, nursery, CancelScope};
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn drain_lets_the_body_finish_with_working_timeouts_and_nurseries() {

@@ -5,9 +5,9 @@ mod support;
 use std::future::pending;
 use std::sync::{Arc, Mutex};
 
-use tokio_nursery::{checkpoint, current_deadline, fail_after, CancelScope, Elapsed};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{checkpoint, current_deadline, fail_after, CancelScope, Elapsed};
 
 /// `current_deadline()` is `Some(d)` with `d` not in the future.
 fn deadline_passed() -> bool {

@@ -6,12 +6,12 @@ use std::future::pending;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::*;
+use tokio::time::Instant;
 use tokio_nursery::{
     checkpoint, current_deadline, fail_after, move_on_after, nursery, shield, sleep, CancelReason,
     CancelScope, NurseryBuilder,
 };
-use support::*;
-use tokio::time::Instant;
 
 /// Logs `name` with its (paused-clock) time when dropped: shows *when* a future was dropped.
 struct DropLog(Log, &'static str);

@@ -2,9 +2,9 @@
 
 mod support;
 
-use tokio_nursery::{move_on_after, nursery, CancelScope};
 use support::*;
 use tokio::time::Instant;
+use tokio_nursery::{move_on_after, nursery, CancelScope};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

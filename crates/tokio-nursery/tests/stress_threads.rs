@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
 
-use tokio_nursery::{nursery, nursery_all, shield, CancelScope, ChildHandle, Closed, NurseryHandle};
 use support::*;
 use tokio::sync::oneshot;
+use tokio_nursery::{
+    nursery, nursery_all, shield, CancelScope, ChildHandle, Closed, NurseryHandle,
+};
 
 type Job = Box<dyn FnOnce() + Send>;
 

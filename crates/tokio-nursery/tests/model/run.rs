@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio_nursery::{fail_after, move_on_after, shield, CancelScope, NurseryBuilder};
 use tokio::time::Instant;
+use tokio_nursery::{fail_after, move_on_after, shield, CancelScope, NurseryBuilder};
 
 use super::{
     Action, Cleanup, Ending, Leaf, ModelError, Nursery, Out, Outcome, PanicId, Record, Records,

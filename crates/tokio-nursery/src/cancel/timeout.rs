@@ -6,10 +6,10 @@ use std::time::Duration;
 use pin_project::pin_project;
 use tokio::time::Instant;
 
-use crate::context::NodeSpec;
+use crate::cancel::context::NodeSpec;
+use crate::cancel::run::Run;
+use crate::cancel::scope::CancelScope;
 use crate::error::Elapsed;
-use crate::run::Run;
-use crate::scope::CancelScope;
 
 /// Runs `body` with a timeout; `None` if the timeout expired first (trio's `move_on_after`).
 ///

@@ -41,8 +41,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::reason::CancelReason;
-use crate::roster::RosterLink;
+use crate::cancel::reason::CancelReason;
+use crate::child::roster::RosterLink;
 use crate::sync::{
     arc_into_inner, Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard, SetOnce,
 };
@@ -164,7 +164,7 @@ impl Node {
     }
 
     /// The roster of a children group node.
-    pub(crate) fn roster(&self) -> Option<Arc<crate::roster::Roster>> {
+    pub(crate) fn roster(&self) -> Option<Arc<crate::child::roster::Roster>> {
         self.roster.get().and_then(std::sync::Weak::upgrade)
     }
 

@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use crate::cancel::reason::CancelReason;
+use crate::cancel::tree::{Node, NodeKind};
+use crate::child::roster::Roster;
 use crate::error::{CleanupTimedOut, Closed};
 use crate::panic::{self, Payload};
-use crate::reason::CancelReason;
-use crate::roster::Roster;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard};
-use crate::tree::{Node, NodeKind};
 
 pub(crate) type CleanupFuture<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'static>>;
 

@@ -2,7 +2,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::builder::nursery;
+use crate::nursery::builder::nursery;
 
 /// Acquires a resource, runs `body` with it, and always releases it: the `async with` of this
 /// library, built on [`Nursery::defer`](crate::Nursery::defer).

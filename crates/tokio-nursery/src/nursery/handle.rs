@@ -2,14 +2,14 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::borrowed::Incoming;
-use crate::child::{self, ChildHandle};
-use crate::core::Core;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::scope::Cancelled;
+use crate::child::borrowed::Incoming;
+use crate::child::handle::{self as child, ChildHandle};
+use crate::child::join::{deliver, ValueSlot};
+use crate::child::start::{Start, Started};
 use crate::error::{CleanupTimedOut, Closed};
-use crate::join::{deliver, ValueSlot};
-use crate::reason::CancelReason;
-use crate::scope::Cancelled;
-use crate::start::{Start, Started};
+use crate::nursery::core::Core;
 
 /// The nursery as seen from its body: spawn children, defer cleanups, cancel the children.
 ///
@@ -469,12 +469,12 @@ where
     E: fmt::Display + Send + 'static,
     F: FnOnce() -> Result<(), E> + Send + 'static,
 {
-    let node = crate::context::current();
+    let node = crate::cancel::context::current();
     let job = move || match node {
         Some(node) if node.is_cancelled() => Ok(()),
         _ => f(),
     };
-    match crate::timeout::shield(tokio::task::spawn_blocking(job)).await {
+    match crate::cancel::timeout::shield(tokio::task::spawn_blocking(job)).await {
         Ok(result) => result,
         Err(join_error) => match join_error.try_into_panic() {
             Ok(payload) => std::panic::resume_unwind(payload),

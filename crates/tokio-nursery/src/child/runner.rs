@@ -14,13 +14,13 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project::{pin_project, pinned_drop};
 
-use crate::context;
-use crate::core::{Core, Source};
+use crate::cancel::context;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::run::boxed_span;
+use crate::cancel::tree::Node;
+use crate::child::roster::{Roster, SlotRef};
+use crate::nursery::core::{Core, Source};
 use crate::panic;
-use crate::reason::CancelReason;
-use crate::roster::{Roster, SlotRef};
-use crate::run::boxed_span;
-use crate::tree::Node;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

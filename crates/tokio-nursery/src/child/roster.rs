@@ -30,9 +30,9 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::reason::CancelReason;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::tree::{Node, NodeKind};
 use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard};
-use crate::tree::{Node, NodeKind};
 
 pub(crate) struct Roster {
     group: Arc<Node>,

@@ -10,10 +10,10 @@ use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::NodeSpec;
-use crate::reason::CancelReason;
-use crate::run::Run;
-use crate::tree::{Node, NodeKind};
+use crate::cancel::context::NodeSpec;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::run::Run;
+use crate::cancel::tree::{Node, NodeKind};
 
 /// Where a cancellation starts: a region of code that can be cancelled, given a deadline, or
 /// shielded from enclosing cancellation (trio's `CancelScope`).

@@ -9,13 +9,13 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::core::Core;
-use crate::join::{Join, ValueSlot};
-use crate::reason::CancelReason;
-use crate::roster::SlotRef;
-use crate::runner::{ready_task, TaskLink};
-use crate::runner::{ChildTask, PreStart};
-use crate::tree::Node;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::tree::Node;
+use crate::child::join::{Join, ValueSlot};
+use crate::child::roster::SlotRef;
+use crate::child::runner::{ready_task, TaskLink};
+use crate::child::runner::{ChildTask, PreStart};
+use crate::nursery::core::Core;
 
 /// A handle to one child of a nursery: cancel it alone, read why it was cancelled.
 ///

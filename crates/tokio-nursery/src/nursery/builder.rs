@@ -3,8 +3,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::handle::Nursery;
-use crate::nursery::{Config, NurseryAll, NurseryFuture};
+use crate::nursery::future::{Config, NurseryAll, NurseryFuture};
+use crate::nursery::handle::Nursery;
 
 /// Opens a nursery: runs `body` with a [`Nursery`] handle, and completes when the body and every
 /// child have completed and every deferred cleanup has run (trio's `open_nursery`).

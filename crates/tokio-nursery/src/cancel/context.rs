@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::roster::SlotRef;
-use crate::tree::{Node, NodeKind};
+use crate::cancel::tree::{Node, NodeKind};
+use crate::child::roster::SlotRef;
 
 /// How to make a scope's node when something inside its lazily polled body needs it.
 #[derive(Debug, Clone)]

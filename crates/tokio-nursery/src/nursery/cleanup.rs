@@ -6,12 +6,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::context;
-use crate::core::{CleanupFuture, Core, Source};
+use crate::cancel::context;
+use crate::cancel::run::Run;
+use crate::cancel::scope::CancelScope;
+use crate::cancel::tree::NodeKind;
+use crate::nursery::core::{CleanupFuture, Core, Source};
 use crate::panic;
-use crate::run::Run;
-use crate::scope::CancelScope;
-use crate::tree::NodeKind;
 
 pub(crate) struct CleanupRunner<E: 'static> {
     run: Option<Pin<Box<Run<CleanupFuture<E>>>>>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use pin_project::pin_project;
 use tokio::time::Instant;
 
-use crate::context;
+use crate::cancel::context;
 
 /// The effective deadline of the calling code: the earliest deadline of the enclosing scopes up
 /// to the nearest shield. `None` if there is none; a time already passed if the code is

@@ -22,9 +22,9 @@ use pin_project::{pin_project, pinned_drop};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::context::{self, NodeSpec};
-use crate::reason::CancelReason;
-use crate::tree::{earliest_of, LiveToken, Node, NodeKind};
+use crate::cancel::context::{self, NodeSpec};
+use crate::cancel::reason::CancelReason;
+use crate::cancel::tree::{earliest_of, LiveToken, Node, NodeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

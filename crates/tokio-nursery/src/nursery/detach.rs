@@ -9,10 +9,10 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
 
-use crate::cleanup::CleanupRunner;
-use crate::core::{report_suppressed, Core};
+use crate::cancel::tree::LiveToken;
+use crate::nursery::cleanup::CleanupRunner;
+use crate::nursery::core::{report_suppressed, Core};
 use crate::panic;
-use crate::tree::LiveToken;
 
 struct Finisher<E: std::fmt::Display + Send + 'static> {
     core: Arc<Core<E>>,

@@ -29,17 +29,17 @@ use std::time::Duration;
 use pin_project::{pin_project, pinned_drop};
 use tokio::time::{Instant, Sleep};
 
-use crate::borrowed::{BorrowedSet, Incoming};
-use crate::cleanup::CleanupRunner;
-use crate::context;
-use crate::core::{report_suppressed, Core, Source};
-use crate::detach;
+use crate::cancel::context;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::run::{check_parked, drain_deadline};
+use crate::cancel::tree::{LiveToken, Node};
+use crate::child::borrowed::{BorrowedSet, Incoming};
 use crate::error::Errors;
-use crate::handle::Nursery;
+use crate::nursery::cleanup::CleanupRunner;
+use crate::nursery::core::{report_suppressed, Core, Source};
+use crate::nursery::detach;
+use crate::nursery::handle::Nursery;
 use crate::panic;
-use crate::reason::CancelReason;
-use crate::run::{check_parked, drain_deadline};
-use crate::tree::{LiveToken, Node};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

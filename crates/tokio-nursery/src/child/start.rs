@@ -27,14 +27,14 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
-use crate::child;
-use crate::context;
-use crate::core::Core;
+use crate::cancel::context;
+use crate::cancel::reason::CancelReason;
+use crate::cancel::tree::{LiveToken, Node, NodeKind};
+use crate::child::handle as child;
+use crate::child::runner::PreStart;
 use crate::error::Closed;
+use crate::nursery::core::Core;
 use crate::panic::Payload;
-use crate::reason::CancelReason;
-use crate::runner::PreStart;
-use crate::tree::{LiveToken, Node, NodeKind};
 
 /// Why [`Nursery::start`](crate::Nursery::start) did not return the child's value.
 ///

@@ -1,0 +1,16 @@
+//! Cancellation: where it starts and how it travels.
+//!
+//! `tree` is the cancel tree every scope, nursery and child hangs in, and the only place that
+//! knows how a cancellation propagates (shields, deadlines, live structure). `scope`, `run`,
+//! `timeout` and `time` are where a cancellation *starts* (a `CancelScope`, a deadline, a
+//! shield); `reason` is what it carries and `context` is how a future finds its enclosing node.
+//! Nothing here knows about nurseries or children: `crate::nursery` and `crate::child` build on
+//! this folder, never the other way round.
+
+pub(crate) mod context;
+pub(crate) mod reason;
+pub(crate) mod run;
+pub(crate) mod scope;
+pub(crate) mod time;
+pub(crate) mod timeout;
+pub(crate) mod tree;

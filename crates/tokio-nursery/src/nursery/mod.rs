@@ -1,0 +1,15 @@
+//! The nursery: a body, its children and its cleanups, which all end before it returns.
+//!
+//! `builder` opens one, `future` is the future that drives it (body, then the children, then the
+//! cleanups), `core` is the state the body's `Nursery` handle, remote `NurseryHandle`s and every
+//! child share, and `handle` is those two handles. `cleanup`, `detach` and `resource` are the
+//! deferred cleanups and how they survive a drop of the nursery. Children themselves live in
+//! `crate::child`; cancellation in `crate::cancel`.
+
+pub(crate) mod builder;
+pub(crate) mod cleanup;
+pub(crate) mod core;
+pub(crate) mod detach;
+pub(crate) mod future;
+pub(crate) mod handle;
+pub(crate) mod resource;
