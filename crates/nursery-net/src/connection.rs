@@ -1,7 +1,7 @@
 use std::future::Future;
 
-use crate::reason::LossReason;
-use crate::signal::LossSignal;
+use crate::loss::reason::LossReason;
+use crate::loss::signal::LossSignal;
 
 /// A connection whose loss can be detected: what [`supervise`](crate::supervise) and
 /// [`Reconnect`](crate::Reconnect) need to know about it.

@@ -1,4 +1,4 @@
-use crate::reason::LossReason;
+use crate::loss::reason::LossReason;
 
 /// The connection was lost while a body was using it: the body was force-exited.
 ///

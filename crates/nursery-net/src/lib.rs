@@ -58,34 +58,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-mod backoff;
 mod connection;
 mod error;
-mod event;
-mod link;
-mod liveness;
-mod reason;
-mod reconnect;
-mod signal;
+mod loss;
 mod supervise;
 mod tcp;
-mod tcp_config;
 mod ws;
-mod ws_config;
-mod ws_driver;
-mod ws_error;
 
-pub use backoff::{Backoff, Delays};
 pub use connection::Connection;
 pub use error::ConnectionLost;
-pub use event::Event;
-pub use liveness::Heartbeat;
-pub use reason::{LossReason, ProtocolError};
-pub use reconnect::Reconnect;
-pub use signal::LossSignal;
-pub use supervise::{supervise, Supervisor, DEFAULT_CLOSE_TIMEOUT};
-pub use tcp::TcpConnection;
-pub use tcp_config::TcpConfig;
+pub use loss::liveness::Heartbeat;
+pub use loss::reason::{LossReason, ProtocolError};
+pub use loss::signal::LossSignal;
+pub use supervise::backoff::{Backoff, Delays};
+pub use supervise::event::Event;
+pub use supervise::reconnect::Reconnect;
+pub use supervise::supervisor::{supervise, Supervisor, DEFAULT_CLOSE_TIMEOUT};
+pub use tcp::config::TcpConfig;
+pub use tcp::connection::TcpConnection;
 pub use tokio_tungstenite::tungstenite;
-pub use ws::WsConnection;
-pub use ws_config::WsConfig;
+pub use ws::config::WsConfig;
+pub use ws::connection::WsConnection;

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::liveness::Heartbeat;
+use crate::loss::liveness::Heartbeat;
 
 /// The default read buffer: 4 KiB, as tungstenite recommends for many connections (its own
 /// default, 128 KiB, stays resident per connection and is zero-filled before every read).

@@ -1,6 +1,6 @@
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error, ProtocolError as WsProtocol};
 
-use crate::reason::{LossReason, ProtocolError};
+use crate::loss::reason::{LossReason, ProtocolError};
 
 /// Turns a tungstenite error from a live connection into the reason it was lost.
 pub(crate) fn loss_from_ws(error: Error) -> LossReason {

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::reason::LossReason;
+use crate::loss::reason::LossReason;
 
 /// What a [`Supervisor`](crate::Supervisor) or a [`Reconnect`](crate::Reconnect) loop did,
 /// reported to the callback given to `on_event`, in order.

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::liveness::Heartbeat;
+use crate::loss::liveness::Heartbeat;
 
 /// Produces the bytes of one application-level ping.
 pub(crate) type PingFn = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;

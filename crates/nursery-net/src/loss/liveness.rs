@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::reason::LossReason;
+use crate::loss::reason::LossReason;
 
 /// Heartbeat settings: detect half-open connections (a peer that vanished without closing).
 ///

@@ -11,11 +11,11 @@ use tokio::sync::Mutex;
 
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
-use crate::link::Link;
-use crate::liveness::{sleep_until, Liveness, Tick};
-use crate::reason::LossReason;
-use crate::signal::LossSignal;
-use crate::tcp_config::TcpConfig;
+use crate::loss::link::Link;
+use crate::loss::liveness::{sleep_until, Liveness, Tick};
+use crate::loss::reason::LossReason;
+use crate::loss::signal::LossSignal;
+use crate::tcp::config::TcpConfig;
 
 /// A supervised TCP connection: a cheap `Clone` handle.
 ///

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::reason::LossReason;
+use crate::loss::reason::LossReason;
 
 /// A connection's loss latch: records the first reason the connection was lost, and wakes its
 /// supervisor.

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
-use crate::event::{Event, Observer};
-use crate::supervise::Supervisor;
+use crate::supervise::backoff::Backoff;
+use crate::supervise::event::{Event, Observer};
+use crate::supervise::supervisor::Supervisor;
 
 /// An opt-in reconnect loop around [`Supervisor::run`]: after a loss it closes, waits with
 /// exponential backoff and jitter, reconnects and runs the body again.

@@ -5,8 +5,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::ConnectionLost;
-use crate::reason::LossReason;
-use crate::signal::LossSignal;
+use crate::loss::reason::LossReason;
+use crate::loss::signal::LossSignal;
 
 /// The state every transport shares between the body, the driver and the close: the loss
 /// latch, the queue of received messages, the traffic clock and the "closed here" flag.

@@ -13,10 +13,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::liveness::{sleep_until, Liveness, Tick};
-use crate::reason::LossReason;
-use crate::ws::{WsInner, WsIo};
-use crate::ws_error::loss_from_ws;
+use crate::loss::liveness::{sleep_until, Liveness, Tick};
+use crate::loss::reason::LossReason;
+use crate::ws::connection::{WsInner, WsIo};
+use crate::ws::error::loss_from_ws;
 
 /// Runs the connection until it is lost; returns why.
 pub(crate) async fn drive(inner: Arc<WsInner>) -> LossReason {
@@ -153,9 +153,9 @@ pub(crate) async fn close(inner: Arc<WsInner>) {
     let code = match &reason {
         None | Some(LossReason::External(_)) => CloseCode::Normal,
         Some(LossReason::IdleTimeout { .. }) => CloseCode::Away,
-        Some(LossReason::Protocol(crate::reason::ProtocolError::MessageTooLarge { .. })) => {
-            CloseCode::Size
-        }
+        Some(LossReason::Protocol(crate::loss::reason::ProtocolError::MessageTooLarge {
+            ..
+        })) => CloseCode::Size,
         Some(LossReason::Protocol(_)) => CloseCode::Protocol,
         // Reset, I/O error, half-open: nobody to talk to.
         Some(_) => return,

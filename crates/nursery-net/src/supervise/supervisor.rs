@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
-use crate::event::{Event, Observer};
+use crate::supervise::event::{Event, Observer};
 
 /// The default bound on a connection's close: 5 s.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -12,10 +12,10 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
-use crate::link::Link;
-use crate::reason::LossReason;
-use crate::signal::LossSignal;
-use crate::ws_config::WsConfig;
+use crate::loss::link::Link;
+use crate::loss::reason::LossReason;
+use crate::loss::signal::LossSignal;
+use crate::ws::config::WsConfig;
 
 /// What the driver needs from a WebSocket stream, whatever the socket under it.
 pub(crate) trait WsIo:
@@ -249,11 +249,11 @@ impl WsConnection {
 
 impl Connection for WsConnection {
     fn watch(&self) -> impl Future<Output = LossReason> + Send + 'static {
-        crate::ws_driver::drive(Arc::clone(&self.inner))
+        crate::ws::driver::drive(Arc::clone(&self.inner))
     }
 
     fn close(&self) -> impl Future<Output = ()> + Send + 'static {
-        crate::ws_driver::close(Arc::clone(&self.inner))
+        crate::ws::driver::close(Arc::clone(&self.inner))
     }
 
     fn loss_signal(&self) -> &LossSignal {
