@@ -36,6 +36,7 @@ const BENCHES: &[(&str, Kind)] = &[
     ("heap_per_child", Kind::Custom),
     ("force_exit", Kind::Custom),
     ("idle_connections", Kind::Custom),
+    ("echo_throughput", Kind::Custom),
     ("instructions", Kind::Custom),
 ];
 

@@ -129,6 +129,14 @@ pub(crate) const TARGETS: &[Target] = &[
         limit: 100.0,
     },
     Target {
+        workload: "echo_throughput",
+        rule: Rule::Ratio {
+            peer: "ws_baseline",
+        },
+        cmp: Cmp::Le,
+        limit: 1.05,
+    },
+    Target {
         workload: "idle_connections",
         rule: Rule::Value {
             unit: "% of one core",

@@ -132,6 +132,18 @@ with the 4 KiB read buffer `nursery-net` uses (`ws_baseline_4k`).",
         per: None,
     },
     Workload {
+        name: "echo_throughput",
+        title: "echo throughput of a supervised WebSocket",
+        intro: "Numbered messages sent and echoed back on loopback over one WebSocket \
+connection, the echoes read concurrently with the sends: the median time per echoed message in \
+ns (lower is better; `msgs_per_s` is its inverse). `nursery`: `supervise(WsConnection, body)` \
+with the body's `send` and `recv` joined; the peer is the same tokio-tungstenite stream split \
+into sink and stream by hand (`ws_baseline`). The server is a plain tokio-tungstenite echo loop \
+on its own thread.",
+        param: "case",
+        per: None,
+    },
+    Workload {
         name: "instructions",
         title: "instructions per operation (callgrind)",
         intro: "The spawn, scope and borrowing workloads again, counted in instructions by \
