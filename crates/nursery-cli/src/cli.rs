@@ -1,3 +1,5 @@
+//! The command line: subcommands, their options, and the parsers of durations and rates.
+
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};

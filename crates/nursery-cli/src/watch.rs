@@ -1,7 +1,10 @@
+//! `nursery watch`: one real endpoint, supervised with reconnects, its events and messages
+//! printed as they happen.
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use nursery_net::tungstenite::Message;
+use nursery_net::tungstenite::{self, Message};
 use nursery_net::{
     Backoff, ConnectionLost, Event, Heartbeat, Reconnect, Supervisor, WsConfig, WsConnection,
 };
@@ -11,27 +14,12 @@ use tokio_nursery::CancelScope;
 use crate::cli::WatchOptions;
 
 /// `nursery watch`'s error type.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum WatchError {
-    ConnectionLost(ConnectionLost),
-    Connect(String),
-}
-
-impl std::fmt::Display for WatchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WatchError::ConnectionLost(lost) => lost.fmt(f),
-            WatchError::Connect(e) => write!(f, "connect failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for WatchError {}
-
-impl From<ConnectionLost> for WatchError {
-    fn from(lost: ConnectionLost) -> Self {
-        WatchError::ConnectionLost(lost)
-    }
+    #[error(transparent)]
+    ConnectionLost(#[from] ConnectionLost),
+    #[error("connect failed: {0}")]
+    Connect(#[source] tungstenite::Error),
 }
 
 /// Supervises `options.url` with reconnects, printing events and messages, until Ctrl-C (or a
@@ -77,7 +65,7 @@ pub(crate) async fn run(options: WatchOptions) -> Result<(), Box<dyn std::error:
                     async move {
                         WsConnection::connect(&*url, config.clone())
                             .await
-                            .map_err(|e| WatchError::Connect(e.to_string()))
+                            .map_err(WatchError::Connect)
                     }
                 },
                 |conn| async move {
