@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     };
     let outcome: Result<(), Box<dyn Error>> = match cli.command {
         Command::Demo(options) => runtime.block_on(demo::run(options)).map_err(Into::into),
-        Command::Watch(options) => runtime.block_on(watch::run(options)),
+        Command::Watch(options) => return runtime.block_on(watch::run(options)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
