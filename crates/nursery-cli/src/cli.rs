@@ -1,3 +1,5 @@
+//! The command line: subcommands, their options, and the parsers of durations and rates.
+
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -16,8 +18,9 @@ pub(crate) enum Command {
     /// Run supervised WebSocket clients against an embedded server that injects faults, then
     /// print what happened.
     Demo(DemoOptions),
-    /// Supervise a real WebSocket endpoint with reconnects and print its events (Ctrl-C to
-    /// stop).
+    /// Supervise a real WebSocket endpoint with reconnects, print its events and messages, and
+    /// send it the lines typed or piped on stdin (Ctrl-C to stop).
+    #[command(after_help = WATCH_AFTER_HELP)]
     Watch(WatchOptions),
 }
 
@@ -49,10 +52,43 @@ pub(crate) struct DemoOptions {
     pub(crate) no_progress: bool,
 }
 
+/// The end of `nursery watch --help`: signals, sending, and what the exit status means.
+const WATCH_AFTER_HELP: &str = "\
+Sending:
+  Each `--send` message is sent on every connect, in order (to subscribe, or re-subscribe after
+  a reconnect); then each line read from stdin is sent once, as a text message (a line that is
+  not UTF-8 goes as a binary message). Lines typed while no connection is up wait for the next
+  one. A line whose send a lost connection cut short is sent again on the next connection, so
+  it may arrive twice but is never dropped. The end of stdin ends sending, not watching.
+
+Stopping:
+  The first Ctrl-C (SIGINT) or SIGTERM closes the connection gracefully (close code 1000,
+  bounded by --close-timeout); a second one exits at once, without waiting for the close.
+
+Exit status:
+  0    stopped by Ctrl-C or SIGTERM, after the close (answered, or dropped at --close-timeout)
+  1    gave up: --max-attempts reached, or a permanent connect error (the server refused the
+       upgrade with an HTTP 4xx status other than 408 or 429, or a URL or TLS error); not retried
+  2    the command line is wrong (unknown option, bad value, a URL that is not ws:// or wss://)
+  130  a second Ctrl-C: exited without waiting for the close
+  143  a second SIGTERM: exited without waiting for the close";
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct WatchOptions {
     /// The endpoint, e.g. `ws://127.0.0.1:9000/feed`.
     pub(crate) url: String,
+    /// A text message to send on every connect, before the stdin lines (repeatable; sent in the
+    /// order given).
+    #[arg(long = "send", value_name = "TEXT")]
+    pub(crate) send: Vec<String>,
+    /// Do not read stdin (nothing but `--send` messages is sent).
+    #[arg(long)]
+    pub(crate) no_stdin: bool,
+    // Place for `--connect-timeout <DURATION>` (bound on TCP connect, TLS and the upgrade):
+    // to add once nursery-net's `WsConfig` has a connect timeout. Then a stalled server is
+    // reported as a timeout and retried, rather than leaving an attempt at `connecting`.
+    // Place for `--ca-file <PEM>` (extra roots for a private CA on `wss://`): to add once
+    // nursery-net accepts a custom root store for its TLS connector.
     /// Silence from the endpoint before a ping is sent.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) heartbeat_interval: Duration,
@@ -65,7 +101,7 @@ pub(crate) struct WatchOptions {
     /// Stop after this many connect attempts (default: never).
     #[arg(long)]
     pub(crate) max_attempts: Option<u32>,
-    /// Print at most this many bytes of each received message.
+    /// Print at most this many bytes of each message, received or sent.
     #[arg(long, default_value_t = 120)]
     pub(crate) max_print: usize,
 }

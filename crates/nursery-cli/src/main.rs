@@ -10,14 +10,10 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod cli;
-mod client;
 mod demo;
-mod faults;
-mod report;
-mod server;
-mod stats;
 mod watch;
 
+use std::error::Error;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -36,15 +32,31 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match cli.command {
-        Command::Demo(options) => runtime.block_on(demo::run(options)),
-        Command::Watch(options) => runtime.block_on(watch::run(options)),
+    let outcome: Result<(), Box<dyn Error>> = match cli.command {
+        Command::Demo(options) => runtime.block_on(demo::run(options)).map_err(Into::into),
+        Command::Watch(options) => return runtime.block_on(watch::run(options)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nursery: {e}");
+            eprintln!("nursery: {}", chain(&*e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its sources on one line, `outer: inner: innermost`, leaving out a source whose
+/// text the line already contains (many errors repeat their source in their own message).
+fn chain(error: &dyn Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = e.source();
+    }
+    line
 }

@@ -1,3 +1,6 @@
+//! The demo's embedded WebSocket server: it echoes, and obeys the fault injector's commands
+//! through a registry of live connections. It knows nothing of the clients.
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,14 +13,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::demo::DemoError;
+use super::error::DemoError;
 
 /// How long a silent (half-open) server connection holds its socket before dropping it.
 const HOLD: Duration = Duration::from_secs(5);
 
 /// What the fault injector tells one server connection to do.
 #[derive(Debug)]
-pub(crate) enum Command {
+pub(super) enum Command {
     /// Send a close frame and hang up.
     Close,
     /// Reset the TCP connection.
@@ -27,11 +30,11 @@ pub(crate) enum Command {
 }
 
 /// A channel to one server connection.
-pub(crate) type Control = mpsc::UnboundedSender<Command>;
+pub(super) type Control = mpsc::UnboundedSender<Command>;
 
 /// The server connections currently registered, by client id.
 #[derive(Debug, Default)]
-pub(crate) struct Registry {
+pub(super) struct Registry {
     slots: Mutex<Slots>,
 }
 
@@ -59,7 +62,7 @@ impl Registry {
 
     /// The connected clients and their control channels, sorted by id (for a reproducible
     /// choice with a seeded generator).
-    pub(crate) fn connected(&self) -> Vec<(u32, Control)> {
+    pub(super) fn connected(&self) -> Vec<(u32, Control)> {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let mut connected: Vec<_> = slots
             .by_id
@@ -73,7 +76,7 @@ impl Registry {
 
 /// Accepts WebSocket clients until cancelled; each connection is a child of the server's
 /// nursery, so cancelling the server ends them all.
-pub(crate) async fn serve(listener: TcpListener, registry: Arc<Registry>) -> Result<(), DemoError> {
+pub(super) async fn serve(listener: TcpListener, registry: Arc<Registry>) -> Result<(), DemoError> {
     tokio_nursery::NurseryBuilder::new()
         .name("demo server")
         .run(|n| async move {

@@ -1,57 +1,22 @@
-use std::sync::{Arc, Mutex};
+//! One supervised client of the demo: connect, stream, read the echoes, reconnect after each
+//! loss, and count what happened. Reads the shared state; the injector and the server never
+//! call into it.
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use nursery_net::{
-    Backoff, Event, Heartbeat, LossSignal, Reconnect, Supervisor, WsConfig, WsConnection,
-};
-use tokio::time::Instant;
+use nursery_net::{Backoff, Event, Heartbeat, Reconnect, Supervisor, WsConfig, WsConnection};
 
-use crate::demo::{Demo, DemoError};
-use crate::faults::FaultKind;
-use crate::stats::{Loss, Stats};
+use super::error::DemoError;
+use super::state::Demo;
+use super::stats::{Loss, Stats};
 
 /// The pause between two messages of a client's stream.
 const MESSAGE_INTERVAL: Duration = Duration::from_millis(20);
 
-/// What the demo knows about one client: its current connection's loss signal (for the
-/// external trigger) and the fault injected on it, if one is pending.
-#[derive(Debug, Default)]
-pub(crate) struct ClientSlot {
-    signal: Mutex<Option<LossSignal>>,
-    fault: Mutex<Option<(FaultKind, Instant)>>,
-}
-
-impl ClientSlot {
-    pub(crate) fn signal(&self) -> Option<LossSignal> {
-        self.signal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn has_fault(&self) -> bool {
-        self.fault
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-    }
-
-    pub(crate) fn mark_fault(&self, kind: FaultKind, at: Instant) {
-        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((kind, at));
-    }
-
-    pub(crate) fn clear_fault(&self) {
-        self.fault.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-
-    fn take_fault(&self) -> Option<(FaultKind, Instant)> {
-        self.fault.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
 /// One supervised client: connects, streams messages and reads their echoes, and after each
 /// loss reconnects (backoff with seeded jitter). Runs until cancelled.
-pub(crate) async fn run(id: u32, demo: Arc<Demo>) -> Result<(), DemoError> {
+pub(super) async fn run(id: u32, demo: Arc<Demo>) -> Result<(), DemoError> {
     let options = &demo.options;
     let heartbeat = Heartbeat::new(options.heartbeat_interval, options.heartbeat_timeout);
     let config = WsConfig::new()
@@ -79,7 +44,7 @@ pub(crate) async fn run(id: u32, demo: Arc<Demo>) -> Result<(), DemoError> {
                 async move {
                     WsConnection::connect(url, config)
                         .await
-                        .map_err(|e| DemoError::Connect(e.to_string()))
+                        .map_err(DemoError::Connect)
                 }
             },
             |conn| stream(id, conn, demo.clone()),
@@ -90,8 +55,7 @@ pub(crate) async fn run(id: u32, demo: Arc<Demo>) -> Result<(), DemoError> {
 /// The body: a stream of messages, each echoed by the server. It never ends by itself.
 async fn stream(id: u32, conn: WsConnection, demo: Arc<Demo>) -> Result<(), DemoError> {
     let slot = demo.client(id);
-    *slot.signal.lock().unwrap_or_else(|e| e.into_inner()) =
-        Some(nursery_net::Connection::loss_signal(&conn).clone());
+    slot.set_signal(nursery_net::Connection::loss_signal(&conn).clone());
     conn.send_text(format!("hello {id}")).await?;
     for seq in 1u64.. {
         conn.send_text(format!("{id}:{seq}")).await?;

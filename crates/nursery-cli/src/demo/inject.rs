@@ -1,3 +1,7 @@
+//! The fault injector: at random times it picks a connected client and tells its server
+//! connection (or its loss signal) to fail. Beside the clients: both read the shared state,
+//! neither calls the other.
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -6,45 +10,15 @@ use rand::Rng;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::demo::{Demo, DemoError};
-use crate::server::Command;
-use crate::stats::Stats;
-
-/// The faults the demo injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum FaultKind {
-    /// The server sends a close frame and hangs up.
-    ServerClose,
-    /// The server resets the TCP connection (RST).
-    Reset,
-    /// The server stops reading: no pong, no echo; the socket stays open (half-open).
-    HalfOpen,
-    /// A driver callback on a foreign OS thread reports the connection lost while the server
-    /// has stopped reading: the close handshake is never answered (slow close).
-    ExternalSlowClose,
-}
-
-impl FaultKind {
-    const ALL: [FaultKind; 4] = [
-        FaultKind::ServerClose,
-        FaultKind::Reset,
-        FaultKind::HalfOpen,
-        FaultKind::ExternalSlowClose,
-    ];
-
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            FaultKind::ServerClose => "server closes",
-            FaultKind::Reset => "server resets (RST)",
-            FaultKind::HalfOpen => "half-open (no pongs)",
-            FaultKind::ExternalSlowClose => "external trigger + slow close",
-        }
-    }
-}
+use super::error::DemoError;
+use super::fault::FaultKind;
+use super::server::Command;
+use super::state::Demo;
+use super::stats::Stats;
 
 /// Injects faults at `rate` per second (exponential inter-arrival times), each on a random
 /// connected client that has no fault pending. Runs until cancelled.
-pub(crate) async fn inject(demo: Arc<Demo>, rate: f64, mut rng: StdRng) -> Result<(), DemoError> {
+pub(super) async fn inject(demo: Arc<Demo>, rate: f64, mut rng: StdRng) -> Result<(), DemoError> {
     if rate <= 0.0 {
         return std::future::pending().await;
     }

@@ -1,61 +1,64 @@
+//! What the demo counts: connects, faults, losses with their latencies; and the percentile
+//! the report reads them with. Written by the clients and the injector, read by the report.
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::faults::FaultKind;
+use super::fault::FaultKind;
 
 /// One loss seen by a client's caller: which fault caused it, the typed reason, and the time
 /// from the fault to the typed error.
 #[derive(Debug, Clone)]
-pub(crate) struct Loss {
-    pub(crate) fault: Option<FaultKind>,
-    pub(crate) reason: &'static str,
-    pub(crate) latency: Duration,
+pub(super) struct Loss {
+    pub(super) fault: Option<FaultKind>,
+    pub(super) reason: &'static str,
+    pub(super) latency: Duration,
 }
 
 /// Counters shared by the clients, the server and the fault injector.
 #[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) connected: AtomicU64,
-    pub(crate) connect_failures: AtomicU64,
-    pub(crate) closes: AtomicU64,
-    pub(crate) close_timeouts: AtomicU64,
-    pub(crate) retries: AtomicU64,
-    pub(crate) echoed: AtomicU64,
-    pub(crate) faults: AtomicU64,
+pub(super) struct Stats {
+    pub(super) connected: AtomicU64,
+    pub(super) connect_failures: AtomicU64,
+    pub(super) closes: AtomicU64,
+    pub(super) close_timeouts: AtomicU64,
+    pub(super) retries: AtomicU64,
+    pub(super) echoed: AtomicU64,
+    pub(super) faults: AtomicU64,
     losses: Mutex<Vec<Loss>>,
 }
 
 impl Stats {
-    pub(crate) fn add(counter: &AtomicU64) {
+    pub(super) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+    pub(super) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn record_loss(&self, loss: Loss) {
+    pub(super) fn record_loss(&self, loss: Loss) {
         self.losses
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(loss);
     }
 
-    pub(crate) fn losses(&self) -> Vec<Loss> {
+    pub(super) fn losses(&self) -> Vec<Loss> {
         self.losses
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub(crate) fn loss_count(&self) -> usize {
+    pub(super) fn loss_count(&self) -> usize {
         self.losses.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
 /// The `p`-th percentile (0–100) of sorted samples, nearest rank.
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
     }

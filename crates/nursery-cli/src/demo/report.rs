@@ -1,43 +1,46 @@
+//! The table the demo prints at the end, built from the shared state once every task has
+//! finished. Last in line: nothing reads it but the demo's entry point.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::demo::Demo;
-use crate::faults::FaultKind;
-use crate::stats::{percentile, Loss, Stats};
+use super::fault::FaultKind;
+use super::state::Demo;
+use super::stats::{percentile, Loss, Stats};
 
 /// One row of the table: the losses caused by one kind of fault with one typed reason.
 #[derive(Debug)]
-pub(crate) struct Row {
-    pub(crate) fault: &'static str,
-    pub(crate) reason: &'static str,
-    pub(crate) count: usize,
-    pub(crate) p50: Duration,
-    pub(crate) p99: Duration,
-    pub(crate) max: Duration,
+pub(super) struct Row {
+    pub(super) fault: &'static str,
+    pub(super) reason: &'static str,
+    pub(super) count: usize,
+    pub(super) p50: Duration,
+    pub(super) p99: Duration,
+    pub(super) max: Duration,
 }
 
 /// What the demo prints at the end.
 #[derive(Debug)]
-pub(crate) struct Report {
-    pub(crate) rows: Vec<Row>,
-    pub(crate) all: Option<(usize, Duration, Duration, Duration)>,
-    pub(crate) unprovoked: usize,
-    pub(crate) clients: u32,
-    pub(crate) elapsed: Duration,
-    pub(crate) shutdown: Duration,
-    pub(crate) faults: u64,
-    pub(crate) connected: u64,
-    pub(crate) connect_failures: u64,
-    pub(crate) retries: u64,
-    pub(crate) closes: u64,
-    pub(crate) close_timeouts: u64,
-    pub(crate) echoed: u64,
-    pub(crate) alive: usize,
-    pub(crate) settled: Duration,
+pub(super) struct Report {
+    pub(super) rows: Vec<Row>,
+    pub(super) all: Option<(usize, Duration, Duration, Duration)>,
+    pub(super) unprovoked: usize,
+    pub(super) clients: u32,
+    pub(super) elapsed: Duration,
+    pub(super) shutdown: Duration,
+    pub(super) faults: u64,
+    pub(super) connected: u64,
+    pub(super) connect_failures: u64,
+    pub(super) retries: u64,
+    pub(super) closes: u64,
+    pub(super) close_timeouts: u64,
+    pub(super) echoed: u64,
+    pub(super) alive: usize,
+    pub(super) settled: Duration,
 }
 
 impl Report {
-    pub(crate) fn new(
+    pub(super) fn new(
         demo: &Demo,
         elapsed: Duration,
         shutdown: Duration,
@@ -113,7 +116,7 @@ fn ms(d: Duration) -> String {
     }
 }
 
-pub(crate) fn print(report: &Report) {
+pub(super) fn print(report: &Report) {
     println!();
     println!("Losses by reason (time from the fault to the caller's typed ConnectionLost):");
     println!();

@@ -1,77 +1,47 @@
-use std::fmt;
+//! `nursery demo`: supervised WebSocket clients against an embedded server that injects
+//! faults, and the report of what happened.
+//!
+//! Data flows one way, bottom to top:
+//! - `error` (the demo's error type) and `fault` (the kinds of fault) depend on nothing here;
+//! - `stats` counts, by fault kind; `server` echoes and obeys commands;
+//! - `state` holds what every task shares (options, the server's registry, the counters, one
+//!   slot per client);
+//! - `client` (a supervised client) and `inject` (the fault injector) read and write `state`
+//!   and never call each other;
+//! - `report` reads the finished `state`; this file wires them together in a nursery.
+
+mod client;
+mod error;
+mod fault;
+mod inject;
+mod report;
+mod server;
+mod state;
+mod stats;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nursery_net::ConnectionLost;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_nursery::CancelScope;
 
+pub(crate) use self::error::DemoError;
+use self::report::Report;
+use self::state::Demo;
+use self::stats::Stats;
 use crate::cli::DemoOptions;
-use crate::client::{self, ClientSlot};
-use crate::faults;
-use crate::report::{self, Report};
-use crate::server::{self, Registry};
-use crate::stats::Stats;
-
-/// Everything the demo's tasks share.
-#[derive(Debug)]
-pub(crate) struct Demo {
-    pub(crate) options: DemoOptions,
-    pub(crate) url: String,
-    pub(crate) stats: Stats,
-    pub(crate) servers: Arc<Registry>,
-    clients: Vec<ClientSlot>,
-}
-
-impl Demo {
-    pub(crate) fn client(&self, id: u32) -> &ClientSlot {
-        &self.clients[id as usize]
-    }
-}
-
-/// The demo's error type: a lost connection is its own variant.
-#[derive(Debug)]
-pub(crate) enum DemoError {
-    ConnectionLost(ConnectionLost),
-    Connect(String),
-    Server(std::io::Error),
-}
-
-impl fmt::Display for DemoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DemoError::ConnectionLost(lost) => lost.fmt(f),
-            DemoError::Connect(e) => write!(f, "connect failed: {e}"),
-            DemoError::Server(e) => write!(f, "demo server failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DemoError {}
-
-impl From<ConnectionLost> for DemoError {
-    fn from(lost: ConnectionLost) -> Self {
-        DemoError::ConnectionLost(lost)
-    }
-}
 
 /// Runs the demo and prints its report.
-pub(crate) async fn run(options: DemoOptions) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("ws://{}/", listener.local_addr()?);
-    let demo = Arc::new(Demo {
-        clients: (0..options.clients)
-            .map(|_| ClientSlot::default())
-            .collect(),
-        options,
-        url,
-        stats: Stats::default(),
-        servers: Arc::default(),
-    });
+pub(crate) async fn run(options: DemoOptions) -> Result<(), DemoError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(DemoError::Bind)?;
+    let url = format!("ws://{}/", listener.local_addr().map_err(DemoError::Bind)?);
+    let demo = Arc::new(Demo::new(options, url));
     let options = &demo.options;
     println!(
         "nursery demo: {} supervised WebSocket clients for {:?} against {}, {} faults/s, seed {}",
@@ -112,7 +82,7 @@ pub(crate) async fn run(options: DemoOptions) -> Result<(), Box<dyn std::error::
                     let rng = StdRng::seed_from_u64(demo.options.seed);
                     c.spawn_named(
                         "fault injector",
-                        faults::inject(demo.clone(), demo.options.fault_rate, rng),
+                        inject::inject(demo.clone(), demo.options.fault_rate, rng),
                     );
                     std::future::pending::<Result<(), DemoError>>().await
                 }),
@@ -134,7 +104,7 @@ pub(crate) async fn run(options: DemoOptions) -> Result<(), Box<dyn std::error::
     let report = Report::new(&demo, started.elapsed(), shutdown, alive, settled);
     report::print(&report);
     if alive != 0 {
-        return Err(format!("{alive} tasks left alive").into());
+        return Err(DemoError::TasksLeftAlive(alive));
     }
     Ok(())
 }
