@@ -67,6 +67,7 @@ mod ws;
 
 pub use connection::Connection;
 pub use error::ConnectionLost;
+pub use loss::accounting::Accounting;
 pub use loss::liveness::Heartbeat;
 pub use loss::reason::{LossReason, ProtocolError};
 pub use loss::signal::LossSignal;

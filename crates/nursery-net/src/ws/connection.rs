@@ -12,10 +12,12 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
-use crate::loss::link::Link;
+use crate::loss::accounting::Accounting;
+use crate::loss::link::{Link, Weigh};
 use crate::loss::reason::LossReason;
 use crate::loss::signal::LossSignal;
 use crate::ws::config::WsConfig;
+use crate::ws::ledger::Ledger;
 
 /// What the driver needs from a WebSocket stream, whatever the socket under it.
 pub(crate) trait WsIo:
@@ -75,8 +77,16 @@ pub struct WsConnection {
     pub(crate) inner: Arc<WsInner>,
 }
 
+impl Weigh for Message {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
 pub(crate) struct WsInner {
     pub(crate) link: Link<Message>,
+    /// What was handed to the socket (the in-flight window) and what failed at once.
+    pub(crate) ledger: std::sync::Mutex<Ledger>,
     pub(crate) stream: Mutex<Option<Box<dyn WsIo>>>,
     /// Boxed, as the inbound queue of [`Link`] is: the channel's first block is allocated up
     /// front.
@@ -156,7 +166,8 @@ impl WsConnection {
         let (outbound_tx, outbound_rx) = mpsc::channel(config.outbound_capacity);
         WsConnection {
             inner: Arc::new(WsInner {
-                link: Link::new(config.inbound_capacity),
+                link: Link::new(config.inbound_capacity, config.inbound_bytes),
+                ledger: std::sync::Mutex::new(Ledger::new(config.in_flight_window)),
                 stream: Mutex::new(Some(Box::new(stream))),
                 outbound_tx,
                 outbound_rx: Mutex::new(outbound_rx),
@@ -165,12 +176,19 @@ impl WsConnection {
         }
     }
 
-    /// Sends a message and waits until it is written to the socket. Fails with
-    /// [`ConnectionLost`] if the connection is lost or closed first.
+    /// Sends a message: `Ok` once its frame was written and flushed to the kernel (the socket
+    /// accepted every byte; the peer may not have it yet). Messages go to the socket one at a
+    /// time, in the order `send` was called.
+    ///
+    /// `Err(ConnectionLost)` when the connection is lost or closed first; the message is then
+    /// in the connection's [`Accounting`] (see [`take_accounting`](Self::take_accounting)):
+    /// *unsent* if it never reached the socket, *in flight* if its frame had started to be
+    /// written. Nothing given to `send` disappears without a trace.
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: once queued, a message is written even if this future is dropped.
+    /// Not cancel safe: once queued, a message is written even if this future is dropped (or,
+    /// at a loss, is accounted as unsent).
     ///
     /// # Drop behavior
     ///
@@ -184,25 +202,36 @@ impl WsConnection {
     /// ```
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), ConnectionLost> {
         let link = &self.inner.link;
-        link.check()?;
+        let message = message.into();
+        if link.is_down() {
+            return Err(self.refuse(message));
+        }
         let (done, written) = oneshot::channel();
-        let outgoing = Box::new(Outgoing {
-            message: message.into(),
-            done,
-        });
-        tokio::select! {
-            queued = self.inner.outbound_tx.send(outgoing) => {
-                if queued.is_err() {
-                    return Err(link.lost());
-                }
-            }
+        let outgoing = Box::new(Outgoing { message, done });
+        // A full queue waits for the writer; at a loss the queued message stays queued and is
+        // accounted as unsent.
+        let queued = tokio::select! {
+            queued = self.inner.outbound_tx.send(outgoing) => queued,
             _ = link.signal.fired() => return Err(link.lost()),
+        };
+        if let Err(mpsc::error::SendError(outgoing)) = queued {
+            return Err(self.refuse(outgoing.message));
         }
         tokio::select! {
             biased;
             written = written => written.unwrap_or_else(|_| Err(link.lost())),
             _ = link.signal.fired() => Err(link.lost()),
         }
+    }
+
+    /// A `send` on a connection already lost or closed: the message is accounted as unsent.
+    fn refuse(&self, message: Message) -> ConnectionLost {
+        self.inner
+            .ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refused(message);
+        self.inner.link.lost()
     }
 
     /// Sends a text message, as [`send`](Self::send).
@@ -245,6 +274,73 @@ impl WsConnection {
     pub async fn recv(&self) -> Result<Message, ConnectionLost> {
         self.inner.link.recv().await
     }
+
+    /// Registers `cleanup` to run once with the connection's close, on every exit path (normal
+    /// exit, loss, cancellation), with the loss reason (`None` after a normal exit). Cleanups
+    /// run newest first, alongside the close handshake, within the supervisor's close timeout:
+    /// past it they are dropped with the close. A body registers what it must undo (an
+    /// unsubscribe record, a metrics gauge) without wrapping the connection.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// # use nursery_net::tungstenite::protocol::Role;
+    /// use nursery_net::{supervise, ConnectionLost, WsConfig, WsConnection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let (client, server) = tokio::io::duplex(1024);
+    /// # drop(server);
+    /// # let client = tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+    /// let conn = WsConnection::from_stream(client, WsConfig::new());
+    /// let cleaned = Arc::new(AtomicBool::new(false));
+    /// let flag = cleaned.clone();
+    /// let _ = supervise(conn, |conn| async move {
+    ///     conn.on_close(move |reason| async move {
+    ///         println!("cleanup after {reason:?}");
+    ///         flag.store(true, Ordering::SeqCst);
+    ///     });
+    ///     conn.recv().await.map(drop) // the peer is gone: lost at once
+    /// })
+    /// .await;
+    /// assert!(cleaned.load(Ordering::SeqCst));
+    /// # }
+    /// ```
+    pub fn on_close<F, Fut>(&self, cleanup: F)
+    where
+        F: FnOnce(Option<LossReason>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.link.cleanups.push(cleanup);
+    }
+
+    /// Takes what the connection could not deliver either way — unread, unsent and in-flight
+    /// messages, with the counts that make them add up (see [`Accounting`]) — once its
+    /// supervision has ended. `None` while the connection is in use, and after the first call.
+    ///
+    /// Keep a clone of the connection to call it after [`supervise`](crate::supervise)
+    /// returns; the example on [`Accounting`] shows it.
+    pub fn take_accounting(&self) -> Option<Accounting<Message>> {
+        let link = &self.inner.link;
+        if !link.is_down() {
+            return None;
+        }
+        // Held by the driver while it runs, and by a pending `recv`.
+        let mut outbound = self.inner.outbound_rx.try_lock().ok()?;
+        let mut ledger = self.inner.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        if ledger.taken {
+            return None;
+        }
+        let (unread, received, read) = link.take_unread()?;
+        ledger.taken = true;
+        let mut accounting = Accounting::new(received, read, ledger.written);
+        accounting.unread = unread;
+        while let Ok(out) = outbound.try_recv() {
+            accounting.unsent.push(out.message);
+        }
+        accounting.unsent.append(&mut ledger.refused);
+        accounting.in_flight = ledger.in_flight.drain(..).collect();
+        Some(accounting)
+    }
 }
 
 impl Connection for WsConnection {
@@ -253,7 +349,7 @@ impl Connection for WsConnection {
     }
 
     fn close(&self) -> impl Future<Output = ()> + Send + 'static {
-        crate::ws::driver::close(Arc::clone(&self.inner))
+        crate::ws::close::close(Arc::clone(&self.inner))
     }
 
     fn loss_signal(&self) -> &LossSignal {
