@@ -189,3 +189,103 @@ async fn a_cleanup_after_a_normal_exit_gets_none_and_a_hanging_one_is_bounded() 
     ));
     timeout(GUARD, server).await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn reconnect_replays_unsent_messages_first_in_order_and_never_what_the_first_peer_got() {
+    use nursery_net::{Backoff, Reconnect};
+    let (listener, addr) = listener().await;
+    let (read_tx, read_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        // First peer: reads nothing until the loss, then all that reached it.
+        let mut first = accept_ws(&listener).await;
+        let second = tokio::spawn(async move {
+            // Second peer: reads until "end".
+            let mut ws = accept_ws(&listener).await;
+            let mut got = Vec::new();
+            while let Some(Ok(message)) = ws.next().await {
+                match message {
+                    Message::Binary(_) => got.push(number(&message)),
+                    Message::Text(text) if text.as_str() == "end" => break,
+                    _ => {}
+                }
+            }
+            got
+        });
+        read_rx.await.unwrap();
+        let mut got_first = Vec::new();
+        while let Ok(Some(Ok(message))) = timeout(GUARD, first.next()).await {
+            if message.is_binary() {
+                got_first.push(number(&message));
+            }
+        }
+        (got_first, second.await.unwrap())
+    });
+    let config = WsConfig::new().outbound_capacity(COUNT as usize);
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let read_tx = Arc::new(Mutex::new(Some(read_tx)));
+    let out: Result<(), AppError> = timeout(
+        GUARD,
+        Reconnect::new()
+            .supervisor(Supervisor::new().close_timeout(Duration::from_millis(300)))
+            .backoff(Backoff::new(Duration::from_millis(10), Duration::from_millis(10)).jitter(0.0))
+            .max_attempts(3)
+            .replay_unsent(true)
+            .run(
+                || {
+                    let config = config.clone();
+                    async move {
+                        WsConnection::connect(ws_url(addr), config)
+                            .await
+                            .map_err(|e| AppError::Connect(e.to_string()))
+                    }
+                },
+                |conn| {
+                    let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                    let read_tx = read_tx.clone();
+                    async move {
+                        if attempt == 1 {
+                            let (acked_tx, mut acked_rx) = mpsc::unbounded_channel();
+                            let sends = (0..COUNT).map(|n| {
+                                let (conn, acked_tx) = (conn.clone(), acked_tx.clone());
+                                async move {
+                                    conn.send(message(n)).await?;
+                                    let _ = acked_tx.send(n);
+                                    Ok::<_, AppError>(())
+                                }
+                            });
+                            let trigger = async {
+                                let _ = acked_rx.recv().await;
+                                conn.loss_signal().trigger("link down");
+                                std::future::pending::<()>().await;
+                            };
+                            tokio::select! {
+                                _ = futures_util::future::join_all(sends) => {}
+                                () = trigger => {}
+                            }
+                            std::future::pending().await
+                        } else {
+                            // The replayed messages are written before this one.
+                            if let Some(tx) = read_tx.lock().unwrap().take() {
+                                let _ = tx.send(());
+                            }
+                            conn.send_text("end").await?;
+                            Ok(())
+                        }
+                    }
+                },
+            ),
+    )
+    .await
+    .expect("hang guard");
+    out.unwrap();
+    let (got_first, got_second) = timeout(GUARD, server).await.unwrap().unwrap();
+    assert!(!got_second.is_empty(), "something was unsent and replayed");
+    // The replay is exactly the tail the first connection never wrote, in order.
+    let start = *got_second.first().unwrap();
+    assert_eq!(got_second, (start..COUNT).collect::<Vec<_>>());
+    // Nothing the first peer received is replayed: no duplicate.
+    assert!(
+        got_first.iter().all(|n| *n < start),
+        "{got_first:?} / from {start}"
+    );
+}

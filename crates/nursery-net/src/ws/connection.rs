@@ -87,6 +87,8 @@ pub(crate) struct WsInner {
     pub(crate) link: Link<Message>,
     /// What was handed to the socket (the in-flight window) and what failed at once.
     pub(crate) ledger: std::sync::Mutex<Ledger>,
+    /// Whether `ledger.replay` may hold messages (checked by the writer without the lock).
+    pub(crate) has_replay: std::sync::atomic::AtomicBool,
     pub(crate) stream: Mutex<Option<Box<dyn WsIo>>>,
     /// Boxed, as the inbound queue of [`Link`] is: the channel's first block is allocated up
     /// front.
@@ -168,6 +170,7 @@ impl WsConnection {
             inner: Arc::new(WsInner {
                 link: Link::new(config.inbound_capacity, config.inbound_bytes),
                 ledger: std::sync::Mutex::new(Ledger::new(config.in_flight_window)),
+                has_replay: Default::default(),
                 stream: Mutex::new(Some(Box::new(stream))),
                 outbound_tx,
                 outbound_rx: Mutex::new(outbound_rx),
@@ -334,6 +337,7 @@ impl WsConnection {
         ledger.taken = true;
         let mut accounting = Accounting::new(received, read, ledger.written);
         accounting.unread = unread;
+        accounting.unsent.extend(ledger.replay.drain(..));
         while let Ok(out) = outbound.try_recv() {
             accounting.unsent.push(out.message);
         }
@@ -343,7 +347,70 @@ impl WsConnection {
     }
 }
 
+impl WsConnection {
+    /// Moves this connection's unsent messages (see [`Accounting::unsent`]) to `next`, which
+    /// writes them, in order, before anything its own `send` queues; returns how many. They
+    /// leave this connection's accounting; if `next` is lost before writing them, they are
+    /// unsent in its accounting. Nothing moves while this connection is in use (its driver
+    /// runs, a `recv` waits, or its accounting was taken): 0.
+    ///
+    /// [`Reconnect::replay_unsent`](crate::Reconnect::replay_unsent) calls it between attempts.
+    ///
+    /// ```
+    /// # use nursery_net::tungstenite::protocol::Role;
+    /// # use nursery_net::{WsConfig, WsConnection};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let (a, _b) = tokio::io::duplex(1024);
+    /// # let (c, _d) = tokio::io::duplex(1024);
+    /// # let a = tokio_tungstenite::WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+    /// # let c = tokio_tungstenite::WebSocketStream::from_raw_socket(c, Role::Client, None).await;
+    /// let old = WsConnection::from_stream(a, WsConfig::new());
+    /// let next = WsConnection::from_stream(c, WsConfig::new());
+    /// assert_eq!(old.replay_unsent_into(&next), 0); // still in use: nothing moves
+    /// # }
+    /// ```
+    pub fn replay_unsent_into(&self, next: &WsConnection) -> usize {
+        if !self.inner.link.is_down() || Arc::ptr_eq(&self.inner, &next.inner) {
+            return 0;
+        }
+        let Ok(mut outbound) = self.inner.outbound_rx.try_lock() else {
+            return 0;
+        };
+        let mut moved: Vec<Message> = {
+            let mut ledger = self.inner.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            if ledger.taken {
+                return 0;
+            }
+            ledger.replay.drain(..).collect()
+        };
+        while let Ok(out) = outbound.try_recv() {
+            moved.push(out.message);
+        }
+        moved.append(
+            &mut self
+                .inner
+                .ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .refused,
+        );
+        let count = moved.len();
+        if count > 0 {
+            let mut ledger = next.inner.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            ledger.replay.extend(moved);
+            next.inner
+                .has_replay
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        count
+    }
+}
+
 impl Connection for WsConnection {
+    fn replay_unsent(&self, next: &Self) -> usize {
+        self.replay_unsent_into(next)
+    }
+
     fn watch(&self) -> impl Future<Output = LossReason> + Send + 'static {
         crate::ws::driver::drive(Arc::clone(&self.inner))
     }

@@ -4,6 +4,7 @@
 // peer is not taking our bytes; writing goes on while the read-ahead is full.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +23,8 @@ pub(crate) enum Writing {
     Message(oneshot::Sender<Result<(), ConnectionLost>>),
     /// A heartbeat ping.
     Ping,
+    /// A previous connection's unsent message: nobody waits for it.
+    Replayed,
 }
 
 /// The driver's write-side state.
@@ -67,6 +70,11 @@ pub(crate) fn poll_io(
                 return Poll::Ready(Io::WriteFailed(e));
             }
             writer.writing = Some(Writing::Ping);
+        } else if let Some(message) = replayed(inner) {
+            if let Err(e) = Pin::new(&mut *ws).start_send(message) {
+                return Poll::Ready(Io::WriteFailed(e));
+            }
+            writer.writing = Some(Writing::Replayed);
         } else {
             let Poll::Ready(Some(out)) = outbound.poll_recv(cx) else {
                 break;
@@ -95,4 +103,18 @@ pub(crate) fn poll_io(
     } else {
         Poll::Pending
     }
+}
+
+/// The next replayed message, recorded as handed over; one atomic load when there is none.
+fn replayed(inner: &WsInner) -> Option<Message> {
+    if !inner.has_replay.load(Ordering::Acquire) {
+        return None;
+    }
+    let mut ledger = inner.ledger.lock().unwrap_or_else(|e| e.into_inner());
+    let message = ledger.replay.pop_front();
+    match &message {
+        Some(message) => ledger.handed(message),
+        None => inner.has_replay.store(false, Ordering::Release),
+    }
+    message
 }

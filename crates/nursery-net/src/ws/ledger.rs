@@ -13,6 +13,8 @@ pub(crate) struct Ledger {
     window: usize,
     pub(crate) written: u64,
     pub(crate) refused: Vec<Message>,
+    /// Unsent messages of a previous connection, to be written before any new one.
+    pub(crate) replay: VecDeque<Message>,
     pub(crate) taken: bool,
 }
 
@@ -24,6 +26,7 @@ impl Ledger {
             window,
             written: 0,
             refused: Vec::new(),
+            replay: VecDeque::new(),
             taken: false,
         }
     }
