@@ -224,3 +224,58 @@ impl FiredExt for WsConnection {
         self.loss_signal().fired().await;
     }
 }
+
+/// Cross-thread: the body reads on one worker while the driver delivers on another and the
+/// loss lands anywhere in the burst; read + unread is always the whole burst, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_read_plus_unread_is_the_whole_burst_on_a_multi_thread_runtime() {
+    for round in 0..30 {
+        let (listener, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut ws = accept_ws(&listener).await;
+            for i in 0..200 {
+                ws.feed(Message::text(format!("m {i}"))).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            if round % 2 == 0 {
+                let _ = ws.close(None).await;
+                let _ = timeout(GUARD, ws.next()).await;
+            } else {
+                drop(ws);
+            }
+        });
+        let conn = WsConnection::connect(ws_url(addr), WsConfig::new().inbound_capacity(16))
+            .await
+            .unwrap();
+        let handle = conn.clone();
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let seen = read.clone();
+        let supervisor = if round % 3 == 0 {
+            Supervisor::new().drain(Duration::from_secs(5))
+        } else {
+            Supervisor::new()
+        };
+        let out: Result<(), AppError> = timeout(
+            GUARD,
+            supervisor.run(conn, |conn| async move {
+                loop {
+                    let message = conn.recv().await?;
+                    seen.lock()
+                        .unwrap()
+                        .push(message.to_text().unwrap().to_string());
+                    tokio::task::yield_now().await;
+                }
+            }),
+        )
+        .await
+        .expect("hang guard");
+        assert!(out.is_err());
+        timeout(GUARD, server).await.unwrap().unwrap();
+        let accounting = handle.take_accounting().unwrap();
+        let mut all = read.lock().unwrap().clone();
+        all.extend(texts(&accounting.unread));
+        let expected: Vec<String> = (0..200).map(|i| format!("m {i}")).collect();
+        assert_eq!(all, expected, "round {round}");
+        assert_eq!(accounting.received, 200);
+    }
+}

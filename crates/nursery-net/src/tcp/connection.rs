@@ -181,8 +181,10 @@ impl TcpConnection {
     }
 
     /// The next chunk of bytes received (chunk boundaries are those of the reads, not of the
-    /// peer's writes). Chunks received before a loss are returned first; then the
-    /// [`ConnectionLost`].
+    /// peer's writes). Chunks received before a loss are returned before the
+    /// [`ConnectionLost`] while the body runs (see
+    /// [`Supervisor::drain`](crate::Supervisor::drain)); the ones it did not read are handed
+    /// back by [`take_accounting`](Self::take_accounting).
     ///
     /// # Cancel safety
     ///

@@ -209,17 +209,17 @@ impl WsConnection {
         if link.is_down() {
             return Err(self.refuse(message));
         }
-        let (done, written) = oneshot::channel();
-        let outgoing = Box::new(Outgoing { message, done });
-        // A full queue waits for the writer; at a loss the queued message stays queued and is
-        // accounted as unsent.
-        let queued = tokio::select! {
-            queued = self.inner.outbound_tx.send(outgoing) => queued,
-            _ = link.signal.fired() => return Err(link.lost()),
+        // A full queue waits for the writer; a loss while waiting refuses the message (unsent).
+        let permit = tokio::select! {
+            permit = self.inner.outbound_tx.reserve() => permit,
+            _ = link.signal.fired() => return Err(self.refuse(message)),
         };
-        if let Err(mpsc::error::SendError(outgoing)) = queued {
-            return Err(self.refuse(outgoing.message));
-        }
+        let Ok(permit) = permit else {
+            return Err(self.refuse(message));
+        };
+        let (done, written) = oneshot::channel();
+        // Once queued, a loss leaves it queued: the accounting's unsent.
+        permit.send(Box::new(Outgoing { message, done }));
         tokio::select! {
             biased;
             written = written => written.unwrap_or_else(|_| Err(link.lost())),
@@ -257,8 +257,11 @@ impl WsConnection {
     }
 
     /// The next text or binary message from the peer (pings, pongs and close frames are
-    /// handled by the connection). Messages received before a loss are returned first; then
-    /// the [`ConnectionLost`].
+    /// handled by the connection), in order. Messages received before a loss are returned
+    /// before the [`ConnectionLost`] — while the body still runs: at a loss it is force-exited
+    /// at once, unless [`Supervisor::drain`](crate::Supervisor::drain) lets it read on after a
+    /// clean close. Messages it did not read are handed back unread by
+    /// [`take_accounting`](Self::take_accounting).
     ///
     /// # Cancel safety
     ///
