@@ -5,7 +5,12 @@
 //! (`send_stuff`, an endless loop) is force-exited, `disconnect()` runs exactly once, and the
 //! caller matches `AppError::ConnectionLost`. Part 2 is the asyncio version: a
 //! `connection_state_callback` on a driver's OS thread reports the loss through the
-//! connection's `LossSignal` (the asyncio `Event`, safe from any thread).
+//! connection's `LossSignal` (the asyncio `Event`, safe from any thread), and the body registers
+//! its own cleanup with `on_close` instead of wrapping the connection.
+//!
+//! Every event is printed with its time since the start of its part (connect, each send, the
+//! loss, the cleanup, the error caught outside), for a line-by-line comparison with trio's run of
+//! the same scenario; the run ends by checking that no task is left on the runtime.
 //!
 //! ```text
 //! cargo run -p nursery-net --example seed_service
@@ -24,6 +29,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+/// Prints `event` with the time since `start`.
+fn log(start: Instant, event: &str) {
+    println!(
+        "  [{:>6.1} ms] {event}",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+}
+
 /// `class ConnectionLostException(Exception)`: the business error is its own variant,
 /// distinguishable from every other error.
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +52,29 @@ enum AppError {
 struct SomeServiceConnection {
     link: TcpConnection,
     disconnects: Arc<AtomicUsize>,
+    start: Instant,
 }
 
 impl SomeServiceConnection {
     /// `async def connect(self): await self.service.connect()`
-    async fn connect(addr: SocketAddr, disconnects: Arc<AtomicUsize>) -> Result<Self, AppError> {
+    async fn connect(
+        addr: SocketAddr,
+        disconnects: Arc<AtomicUsize>,
+        start: Instant,
+    ) -> Result<Self, AppError> {
         let link = TcpConnection::connect(addr, TcpConfig::new()).await?;
-        Ok(SomeServiceConnection { link, disconnects })
+        log(start, &format!("connected to {addr}"));
+        Ok(SomeServiceConnection {
+            link,
+            disconnects,
+            start,
+        })
     }
 
     async fn send(&self, line: &str) -> Result<(), ConnectionLost> {
-        self.link.send(line.as_bytes()).await
+        self.link.send(line.as_bytes()).await?;
+        log(self.start, &format!("sent {:?}", line.trim_end()));
+        Ok(())
     }
 }
 
@@ -57,16 +82,21 @@ impl Connection for SomeServiceConnection {
     /// `async def wait_disconnected(self): await self.service.wait_for_disconnect()` —
     /// returns why (EOF, reset, heartbeat…), instead of a bare `RuntimeError("connection lost")`.
     fn watch(&self) -> impl Future<Output = LossReason> + Send + 'static {
-        self.link.watch()
+        let (watch, start) = (self.link.watch(), self.start);
+        async move {
+            let reason = watch.await;
+            log(start, &format!("watcher: lost ({reason})"));
+            reason
+        }
     }
 
     /// `async def disconnect(self): self.service.disconnect()`
     fn close(&self) -> impl Future<Output = ()> + Send + 'static {
-        let (close, disconnects) = (self.link.close(), self.disconnects.clone());
+        let (close, disconnects, start) = (self.link.close(), self.disconnects.clone(), self.start);
         async move {
             close.await;
             disconnects.fetch_add(1, Ordering::SeqCst);
-            println!("  disconnect(): ran");
+            log(start, "disconnect(): ran");
         }
     }
 
@@ -84,6 +114,7 @@ impl Connection for SomeServiceConnection {
 async fn get_service_connection<T, F, Fut>(
     addr: SocketAddr,
     disconnects: Arc<AtomicUsize>,
+    start: Instant,
     body: F,
 ) -> Result<T, AppError>
 where
@@ -92,7 +123,7 @@ where
 {
     // connection = SomeServiceConnection(service)
     // await connection.connect()
-    let connection = SomeServiceConnection::connect(addr, disconnects).await?;
+    let connection = SomeServiceConnection::connect(addr, disconnects, start).await?;
     // try:
     //     async with trio.open_nursery() as nursery:
     tokio_nursery::nursery(|nursery| async move {
@@ -131,12 +162,14 @@ async fn send_stuff(conn: SomeServiceConnection) -> Result<(), AppError> {
     unreachable!()
 }
 
-/// The service: reads `lines` lines from each client, then hangs up (or, with `None`, keeps
-/// reading until the client leaves).
-async fn service(lines: Option<usize>) -> std::io::Result<SocketAddr> {
+/// The service: reads `lines` lines from one client, then hangs up (or, with `None`, keeps
+/// reading until the client leaves). Returns its address and its task, to check it ended.
+async fn service(
+    lines: Option<usize>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let (socket, _) = listener.accept().await?;
         let mut reader = BufReader::new(socket).lines();
         let mut seen = 0;
@@ -150,32 +183,34 @@ async fn service(lines: Option<usize>) -> std::io::Result<SocketAddr> {
         }
         std::io::Result::Ok(())
     });
-    Ok(addr)
+    Ok((addr, task))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("1. trio: a watcher in the nursery");
-    let addr = service(Some(3)).await?;
+    let (addr, service_task) = service(Some(3)).await?;
     let disconnects = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     // try:
     //     async with get_service_connection(service) as conn:
     //         await send_stuff(conn)
     // except ConnectionLostException as e:
-    match get_service_connection(addr, disconnects.clone(), send_stuff).await {
+    match get_service_connection(addr, disconnects.clone(), started, send_stuff).await {
         Err(AppError::ConnectionLost(lost)) => {
-            println!("  caught: {lost} (after {:?})", started.elapsed());
+            log(started, &format!("caught outside: {lost}"));
             assert!(lost.reason.is_peer_closed());
         }
         other => panic!("expected ConnectionLost, got {other:?}"),
     }
     assert_eq!(disconnects.load(Ordering::SeqCst), 1, "disconnect ran once");
+    service_task.await??;
 
     println!("2. asyncio: connection_state_callback on a driver thread");
-    let addr = service(None).await?;
+    let (addr, service_task) = service(None).await?;
     let disconnects = Arc::new(AtomicUsize::new(0));
-    let connection = SomeServiceConnection::connect(addr, disconnects.clone()).await?;
+    let started = Instant::now();
+    let connection = SomeServiceConnection::connect(addr, disconnects.clone(), started).await?;
     // await connection.connect(lambda: disconnect_event.set())
     let event = connection.loss_signal().clone();
     let connection_state_callback = move |connected: bool| {
@@ -188,16 +223,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         connection_state_callback(false);
     });
     // The packaged form of the nursery above: `supervise` = watcher + yield + defer(disconnect).
-    let outcome = supervise(connection, send_stuff).await;
+    // The body's own cleanup, registered on the connection: no wrapper needed.
+    let cleanups = Arc::new(AtomicUsize::new(0));
+    let counted = cleanups.clone();
+    let outcome = supervise(connection, |conn| async move {
+        conn.link.on_close(move |reason| async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            log(started, &format!("body cleanup: ran after {reason:?}"));
+        });
+        send_stuff(conn).await
+    })
+    .await;
     driver.join().expect("driver thread");
     match outcome {
         Err(AppError::ConnectionLost(lost)) => {
-            println!("  caught: {lost}");
+            log(started, &format!("caught outside: {lost}"));
             assert!(lost.reason.is_external());
         }
         other => panic!("expected ConnectionLost, got {other:?}"),
     }
     assert_eq!(disconnects.load(Ordering::SeqCst), 1, "disconnect ran once");
+    assert_eq!(
+        cleanups.load(Ordering::SeqCst),
+        1,
+        "the body's cleanup ran once"
+    );
+    service_task.await??;
+
+    // Nothing left behind: no watcher, no close, no service task still alive.
+    let alive = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    println!("tasks left: {alive}");
+    assert_eq!(alive, 0, "no task is left");
     println!("done: both exits were forced, typed, and cleaned up exactly once");
     Ok(())
 }

@@ -61,4 +61,25 @@ pub trait Connection: Clone + Send + Sync + 'static {
     /// The connection's loss latch: fired by the transport when it detects a loss, and by
     /// anyone else (a synchronous callback on any thread) to force the body out.
     fn loss_signal(&self) -> &LossSignal;
+
+    /// Hands the messages this connection never wrote to `next`, which writes them first, in
+    /// order; returns how many. [`Reconnect`](crate::Reconnect) calls it after each reconnect
+    /// when [`replay_unsent`](crate::Reconnect::replay_unsent) is on. The default moves
+    /// nothing; [`WsConnection`](crate::WsConnection) moves its unsent messages (TCP has none:
+    /// its `send` writes directly).
+    ///
+    /// ```
+    /// use nursery_net::{Connection, LossReason, LossSignal};
+    /// # #[derive(Clone, Default)] struct C { signal: LossSignal }
+    /// # impl Connection for C {
+    /// #     fn watch(&self) -> impl std::future::Future<Output = LossReason> + Send + 'static { std::future::pending() }
+    /// #     fn close(&self) -> impl std::future::Future<Output = ()> + Send + 'static { async {} }
+    /// #     fn loss_signal(&self) -> &LossSignal { &self.signal }
+    /// # }
+    /// assert_eq!(C::default().replay_unsent(&C::default()), 0);
+    /// ```
+    fn replay_unsent(&self, next: &Self) -> usize {
+        let _ = next;
+        0
+    }
 }

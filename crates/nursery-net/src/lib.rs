@@ -1,4 +1,4 @@
-//! Supervised connections, on the [`nursery`] crate: a body of code using a connection is
+//! Supervised connections, on the [`tokio_nursery`] crate: a body of code using a connection is
 //! force-exited with a typed [`ConnectionLost`] the moment the connection is lost, the
 //! connection is always closed (bounded), and no task is left behind.
 //!
@@ -10,8 +10,9 @@
 //!   dropped wherever it is waiting, the connection is closed (a deferred cleanup, shielded,
 //!   bounded by the close timeout), and the call returns `Err(E::from(ConnectionLost {
 //!   reason }))` in the caller's own error type.
-//! - Loss reasons ([`LossReason`]): the peer closed (EOF or close frame), a reset or I/O
-//!   error, a heartbeat not answered in time (half-open connections), an idle timeout, a
+//! - Loss reasons ([`LossReason`]): the peer closed cleanly (a close frame, with its code and
+//!   reason; a clean TCP EOF), an abort (a reset, or a WebSocket stream ended without a close
+//!   frame) or I/O error, a heartbeat not answered in time (half-open connections), an idle timeout, a
 //!   protocol error from a misbehaving peer, and an external trigger — [`LossSignal::trigger`],
 //!   a synchronous call any thread or callback can make.
 //! - Transports: [`TcpConnection`] (with an application-level heartbeat hook) and
@@ -19,6 +20,33 @@
 //!   limits). Implement [`Connection`] to supervise anything else.
 //! - [`Reconnect`]: after a loss, close, wait with exponential [`Backoff`] and jitter,
 //!   reconnect and run the body again, within limits, reporting [`Event`]s.
+//! - The body's own cleanups: `on_close` on either transport runs async code once with the
+//!   connection's close, bounded by the close timeout, with the loss reason.
+//!
+//! # Nothing lost: what `Ok` from `send` means, and how far the library reads ahead
+//!
+//! **`Ok` from `send`** means the message's bytes were written to the kernel (WebSocket: its
+//! frame was written and flushed; TCP: every byte was written). It does not mean the peer has
+//! them: TCP gives no application-level acknowledgement. WebSocket messages go to the socket one
+//! at a time, in `send` order; at a loss each message given to `send` is exactly one of:
+//! acknowledged, *in flight* (handed to the socket; a frame the loss cut short counts here,
+//! because its first bytes may have been delivered) or *unsent* (never handed to the socket, so
+//! sending it again cannot duplicate it).
+//!
+//! **Read-ahead.** While the body is busy, the connection keeps reading — so pings are answered
+//! and a close frame or a protocol error is seen when its bytes arrive — until the messages
+//! waiting for `recv` reach the read-ahead bound: 64 messages, or 1 MiB of them (so at most
+//! 1 MiB plus one message plus the read buffer); see
+//! [`WsConfig::inbound_capacity`] and [`WsConfig::inbound_bytes`] (and the same on
+//! [`TcpConfig`]). At the bound reading stops until the body reads (backpressure) and the
+//! heartbeat is suspended.
+//!
+//! **At the loss**, nothing received or given to `send` is dropped silently: the connection's
+//! [`Accounting`] — unread messages in order, unsent messages in order, the in-flight list (the
+//! last written messages within a 4 MiB window, [`WsConfig::in_flight_window`]) and the counts
+//! that make them add up — is taken once, after supervision, with `take_accounting` on a clone
+//! of the connection. With [`Supervisor::drain`], a clean close by the peer lets the body read
+//! what was buffered and then see the loss from `recv`; abrupt losses force-exit at once.
 //!
 //! # Example
 //!
@@ -67,6 +95,7 @@ mod ws;
 
 pub use connection::Connection;
 pub use error::ConnectionLost;
+pub use loss::accounting::Accounting;
 pub use loss::liveness::Heartbeat;
 pub use loss::reason::{LossReason, ProtocolError};
 pub use loss::signal::LossSignal;

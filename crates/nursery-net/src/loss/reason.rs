@@ -21,8 +21,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LossReason {
-    /// The peer closed the connection: end of stream (TCP EOF, or a WebSocket whose TCP stream
-    /// ended without a close frame), or a WebSocket close frame.
+    /// The peer closed the connection cleanly: a WebSocket close frame (its code and reason
+    /// kept), or the end of a TCP stream (TCP has no other clean close). A WebSocket stream that
+    /// ends without a close frame is an abort: [`Reset`](Self::Reset).
     PeerClosed {
         /// The close code of the peer's close frame, if it sent one.
         code: Option<u16>,
@@ -30,7 +31,7 @@ pub enum LossReason {
         reason: Option<String>,
     },
     /// The connection was reset or aborted (`ECONNRESET`, `ECONNABORTED`, `EPIPE`, an
-    /// unexpected end of stream).
+    /// unexpected end of stream, a WebSocket stream that ended without a close frame).
     Reset {
         /// The operating system's message.
         message: String,
@@ -91,7 +92,7 @@ impl LossReason {
         }
     }
 
-    /// The peer closed the connection without a close frame (TCP EOF).
+    /// The peer closed the connection without a close frame (a clean TCP EOF).
     ///
     /// ```
     /// let reason = nursery_net::LossReason::eof();
@@ -123,6 +124,32 @@ impl LossReason {
     /// ```
     pub fn is_peer_closed(&self) -> bool {
         matches!(self, LossReason::PeerClosed { .. })
+    }
+
+    /// Whether the peer closed the connection cleanly (a close frame, a clean TCP EOF): the
+    /// same as [`is_peer_closed`](Self::is_peer_closed), named for the contrast with
+    /// [`is_abort`](Self::is_abort). A [`Supervisor::drain`](crate::Supervisor::drain) grace
+    /// applies to these losses only.
+    ///
+    /// ```
+    /// use nursery_net::LossReason;
+    /// let reason = LossReason::PeerClosed { code: Some(1001), reason: Some("going away".into()) };
+    /// assert!(reason.is_clean_close());
+    /// assert!(!reason.is_abort());
+    /// ```
+    pub fn is_clean_close(&self) -> bool {
+        self.is_peer_closed()
+    }
+
+    /// Whether the connection was aborted: reset, or ended without a close frame
+    /// (the same as [`is_reset`](Self::is_reset)).
+    ///
+    /// ```
+    /// let reason = nursery_net::LossReason::Reset { message: "reset".into() };
+    /// assert!(reason.is_abort());
+    /// ```
+    pub fn is_abort(&self) -> bool {
+        self.is_reset()
     }
 
     /// Whether the connection was reset or aborted.

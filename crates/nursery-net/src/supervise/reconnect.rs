@@ -70,6 +70,8 @@ pub struct Reconnect {
     backoff: Backoff,
     max_attempts: Option<u32>,
     max_elapsed: Option<Duration>,
+    /// Opt-in replay of a lost connection's unsent messages (`supervise::replay`).
+    pub(super) replay_unsent: bool,
 }
 
 impl Reconnect {
@@ -180,14 +182,17 @@ impl Reconnect {
         let started = Instant::now();
         let mut delays = self.backoff.delays();
         let mut attempt = 0u32;
+        let mut previous: Option<C> = None;
         loop {
             attempt += 1;
             Observer::emit(observer, Event::Connecting { attempt });
             let error = match connect().await {
                 Ok(conn) => {
                     Observer::emit(observer, Event::Connected { attempt });
+                    crate::supervise::replay::carry_over(self, previous.take(), &conn);
                     delays.reset();
                     let signal = conn.loss_signal().clone();
+                    previous = self.replay_unsent.then(|| conn.clone());
                     match self.supervisor.run_attempt(attempt, conn, &mut body).await {
                         Ok(value) => return Ok(value),
                         Err(error) if signal.is_fired() => error,

@@ -103,6 +103,7 @@ where
 #[must_use = "a Supervisor does nothing until `run` is called"]
 pub struct Supervisor {
     close_timeout: Duration,
+    drain: Option<Duration>,
     name: Arc<str>,
     pub(crate) observer: Option<Observer>,
 }
@@ -122,6 +123,7 @@ impl Supervisor {
     pub fn new() -> Self {
         Supervisor {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            drain: None,
             name: Arc::from("connection"),
             observer: None,
         }
@@ -137,6 +139,35 @@ impl Supervisor {
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
+    }
+
+    /// Lets the body drain after a clean close by the peer (a close frame, a clean TCP EOF):
+    /// instead of being force-exited at once, the body keeps receiving what was already
+    /// received, then gets the [`ConnectionLost`] from `recv` (its sends fail at once), and is
+    /// force-exited only if it is still running when `grace` ends. Abrupt losses (reset, abort,
+    /// heartbeat or idle timeout, protocol error, external trigger) force-exit the body at once
+    /// either way. The close (and the answer to the peer's close frame) waits for the body.
+    ///
+    /// Without it, unread messages are not lost either: they are in the connection's
+    /// [`Accounting`](crate::Accounting).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let supervisor = nursery_net::Supervisor::new().drain(Duration::from_secs(2));
+    /// assert_eq!(supervisor.get_drain(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn drain(mut self, grace: Duration) -> Self {
+        self.drain = Some(grace);
+        self
+    }
+
+    /// The drain grace, if any.
+    ///
+    /// ```
+    /// assert_eq!(nursery_net::Supervisor::new().get_drain(), None);
+    /// ```
+    pub fn get_drain(&self) -> Option<std::time::Duration> {
+        self.drain
     }
 
     /// Names the supervising nursery (shown in the nursery's tree and `tracing` events).
@@ -218,6 +249,7 @@ impl Supervisor {
         E: From<ConnectionLost> + fmt::Display + Send + 'static,
     {
         let close_timeout = self.close_timeout;
+        let drain = self.drain;
         let observer = self.observer.clone();
         let signal = conn.loss_signal().clone();
         // The nursery's own bound is a backstop: the close is bounded inside the cleanup.
@@ -251,6 +283,10 @@ impl Supervisor {
                     signal.fire(detected.clone());
                     // The first report wins, whoever made it.
                     let reason = signal.reason().unwrap_or(detected);
+                    if let Some(grace) = drain.filter(|_| reason.is_clean_close()) {
+                        // The body reads what was buffered, then meets the loss in `recv`.
+                        tokio::time::sleep(grace).await;
+                    }
                     Err(E::from(ConnectionLost::new(reason)))
                 });
                 // `yield connection`

@@ -33,6 +33,7 @@ pub struct TcpConfig {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) read_buffer_size: usize,
     pub(crate) inbound_capacity: usize,
+    pub(crate) inbound_bytes: usize,
 }
 
 impl Default for TcpConfig {
@@ -42,6 +43,7 @@ impl Default for TcpConfig {
             idle_timeout: None,
             read_buffer_size: 8 * 1024,
             inbound_capacity: 64,
+            inbound_bytes: 1 << 20,
         }
     }
 }
@@ -53,6 +55,7 @@ impl fmt::Debug for TcpConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("read_buffer_size", &self.read_buffer_size)
             .field("inbound_capacity", &self.inbound_capacity)
+            .field("inbound_bytes", &self.inbound_bytes)
             .finish()
     }
 }
@@ -126,6 +129,18 @@ impl TcpConfig {
     /// ```
     pub fn inbound_capacity(mut self, chunks: usize) -> Self {
         self.inbound_capacity = chunks.max(1);
+        self
+    }
+
+    /// The read-ahead bound in bytes (default 1 MiB; at least 1): reading stops while the
+    /// waiting chunks hold this many bytes or more (so at most this much plus one read buffer
+    /// is held), and resumes when the body reads.
+    ///
+    /// ```
+    /// let _config = nursery_net::TcpConfig::new().inbound_bytes(64 * 1024);
+    /// ```
+    pub fn inbound_bytes(mut self, bytes: usize) -> Self {
+        self.inbound_bytes = bytes.max(1);
         self
     }
 }

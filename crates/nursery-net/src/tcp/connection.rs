@@ -2,6 +2,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,6 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
+use crate::loss::accounting::Accounting;
 use crate::loss::link::Link;
 use crate::loss::liveness::{sleep_until, Liveness, Tick};
 use crate::loss::reason::LossReason;
@@ -53,6 +55,9 @@ pub struct TcpConnection {
 
 struct Inner {
     link: Link<Vec<u8>>,
+    /// `send` calls that started writing (the one a loss cut short included).
+    written: std::sync::atomic::AtomicU64,
+    taken: std::sync::atomic::AtomicBool,
     reader: Mutex<Option<OwnedReadHalf>>,
     writer: Mutex<Option<OwnedWriteHalf>>,
     config: TcpConfig,
@@ -104,7 +109,9 @@ impl TcpConnection {
         let (reader, writer) = stream.into_split();
         Ok(TcpConnection {
             inner: Arc::new(Inner {
-                link: Link::new(config.inbound_capacity),
+                link: Link::new(config.inbound_capacity, config.inbound_bytes),
+                written: Default::default(),
+                taken: Default::default(),
                 reader: Mutex::new(Some(reader)),
                 writer: Mutex::new(Some(writer)),
                 config,
@@ -138,7 +145,8 @@ impl TcpConnection {
         self.inner.local_addr
     }
 
-    /// Writes all of `data`. A write error is a loss: it is recorded (the body is then
+    /// Writes all of `data`: `Ok` once every byte was written to the kernel (the peer may not
+    /// have them yet). A write error is a loss: it is recorded (the body is then
     /// force-exited) and returned as [`ConnectionLost`]; so is a write on a connection already
     /// lost or closed.
     ///
@@ -162,6 +170,7 @@ impl TcpConnection {
         let Some(writer) = writer.as_mut() else {
             return Err(link.lost());
         };
+        self.inner.written.fetch_add(1, Ordering::Relaxed);
         match writer.write_all(data).await {
             Ok(()) => {
                 link.touch();
@@ -172,8 +181,10 @@ impl TcpConnection {
     }
 
     /// The next chunk of bytes received (chunk boundaries are those of the reads, not of the
-    /// peer's writes). Chunks received before a loss are returned first; then the
-    /// [`ConnectionLost`].
+    /// peer's writes). Chunks received before a loss are returned before the
+    /// [`ConnectionLost`] while the body runs (see
+    /// [`Supervisor::drain`](crate::Supervisor::drain)); the ones it did not read are handed
+    /// back by [`take_accounting`](Self::take_accounting).
     ///
     /// # Cancel safety
     ///
@@ -193,6 +204,58 @@ impl TcpConnection {
         self.inner.link.recv().await
     }
 
+    /// Registers `cleanup` to run once with the connection's close, with the loss reason
+    /// (`None` after a normal exit), newest first, alongside the shutdown, within the
+    /// supervisor's close timeout. As [`WsConnection::on_close`](crate::WsConnection::on_close).
+    ///
+    /// ```
+    /// # async fn f(conn: nursery_net::TcpConnection) {
+    /// conn.on_close(|reason| async move { println!("closed: {reason:?}") });
+    /// # }
+    /// ```
+    pub fn on_close<F, Fut>(&self, cleanup: F)
+    where
+        F: FnOnce(Option<LossReason>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.link.cleanups.push(cleanup);
+    }
+
+    /// Takes the connection's [`Accounting`] once its supervision has ended: the chunks
+    /// received and never read, in order, and the counts. `None` while the connection is in
+    /// use, and after the first call.
+    ///
+    /// TCP's `send` writes from the body's own buffer, directly: a `send` that returned `Ok`
+    /// wrote every byte to the kernel, one that had not started writing when the body was
+    /// force-exited wrote nothing, and the one (at most) that a loss cut short may have written
+    /// a prefix. So `unsent` and `in_flight` stay empty, and `written` counts the `send` calls
+    /// that started writing, the cut one included.
+    ///
+    /// ```no_run
+    /// use nursery_net::{supervise, ConnectionLost, TcpConfig, TcpConnection};
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let conn = TcpConnection::connect("127.0.0.1:7000", TcpConfig::new()).await?;
+    /// let handle = conn.clone();
+    /// let _ = supervise(conn, |c| async move { c.recv().await.map(drop) }).await;
+    /// let accounting = handle.take_accounting().unwrap();
+    /// assert_eq!(accounting.received, accounting.read + accounting.unread.len() as u64);
+    /// # Ok(()) }
+    /// ```
+    pub fn take_accounting(&self) -> Option<Accounting<Vec<u8>>> {
+        let link = &self.inner.link;
+        if !link.is_down() || self.inner.taken.load(Ordering::Acquire) {
+            return None;
+        }
+        let (unread, received, read) = link.take_unread()?;
+        if self.inner.taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let written = self.inner.written.load(Ordering::Relaxed);
+        let mut accounting = Accounting::new(received, read, written);
+        accounting.unread = unread;
+        Some(accounting)
+    }
+
     async fn drive(inner: Arc<Inner>) -> LossReason {
         let link = &inner.link;
         let mut reader = inner.reader.lock().await;
@@ -205,23 +268,28 @@ impl TcpConnection {
             inner.config.idle_timeout,
         );
         let mut buf = vec![0u8; inner.config.read_buffer_size];
-        let mut pending: Option<Vec<u8>> = None;
+        let mut slot = None;
         loop {
+            if slot.is_none() {
+                slot = link.try_room();
+                if slot.is_none() {
+                    liveness.pause(); // the body is not reading
+                }
+            }
+            let can_read = slot.is_some();
             let deadline = liveness.next_deadline(link.traffic());
             tokio::select! {
-                permit = link.reserve(), if pending.is_some() => {
-                    if let (Some(permit), Some(chunk)) = (permit, pending.take()) {
-                        permit.send(Box::new(chunk));
-                    }
+                permit = link.room(), if !can_read => {
+                    let Some(permit) = permit else { return LossReason::LocallyClosed };
+                    slot = Some(permit);
                     liveness.resume();
                 }
-                read = reader.read(&mut buf), if pending.is_none() => match read {
+                read = reader.read(&mut buf), if can_read => match read {
                     Ok(0) => return LossReason::eof(),
                     Ok(n) => {
                         liveness.inbound();
-                        if let Err(chunk) = link.offer(buf[..n].to_vec()) {
-                            pending = Some(chunk);
-                            liveness.pause();
+                        if let Some(permit) = slot.take() {
+                            link.deliver(permit, buf[..n].to_vec());
                         }
                     }
                     Err(e) => return LossReason::from_io(&e),
@@ -260,6 +328,11 @@ impl TcpConnection {
 
     async fn close_inner(inner: Arc<Inner>) {
         inner.link.mark_closed();
+        let reason = inner.link.signal.reason();
+        tokio::join!(Self::shutdown(&inner), inner.link.cleanups.run(reason));
+    }
+
+    async fn shutdown(inner: &Inner) {
         let writer = inner.writer.lock().await.take();
         if let Some(mut writer) = writer {
             // Best effort: the peer may be gone already.

@@ -13,7 +13,8 @@ const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
 /// By default: a ping after 20 s of silence from the peer, lost 10 s later without an answer;
 /// no idle timeout; messages and frames up to 16 MiB (a larger one from the peer is a
 /// [`ProtocolError::MessageTooLarge`](crate::ProtocolError::MessageTooLarge)); reads of up to
-/// 4 KiB; 64 messages queued each way.
+/// 4 KiB; a read-ahead of 64 messages and 1 MiB; 64 messages queued for the writer; an
+/// in-flight window of 4 MiB.
 ///
 /// # Examples
 ///
@@ -36,8 +37,17 @@ pub struct WsConfig {
     pub(crate) max_frame_size: usize,
     pub(crate) read_buffer_size: usize,
     pub(crate) inbound_capacity: usize,
+    pub(crate) inbound_bytes: usize,
     pub(crate) outbound_capacity: usize,
+    pub(crate) in_flight_window: usize,
 }
+
+/// The default read-ahead bound in bytes: 1 MiB.
+pub(crate) const DEFAULT_INBOUND_BYTES: usize = 1 << 20;
+
+/// The default in-flight window: 4 MiB, Linux's largest automatic TCP send buffer
+/// (`net.ipv4.tcp_wmem`), the most unacknowledged data the local kernel holds by default.
+pub(crate) const DEFAULT_IN_FLIGHT_WINDOW: usize = 4 << 20;
 
 impl Default for WsConfig {
     fn default() -> Self {
@@ -51,7 +61,9 @@ impl Default for WsConfig {
             max_frame_size: 16 << 20,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             inbound_capacity: 64,
+            inbound_bytes: DEFAULT_INBOUND_BYTES,
             outbound_capacity: 64,
+            in_flight_window: DEFAULT_IN_FLIGHT_WINDOW,
         }
     }
 }
@@ -170,9 +182,12 @@ impl WsConfig {
         self.read_buffer_size
     }
 
-    /// How many received messages wait for [`recv`](crate::WsConnection::recv) (default 64;
-    /// at least 1). When they are all waiting, reading stops (backpressure) and the heartbeat
-    /// is suspended until the body reads again.
+    /// The read-ahead bound in messages: how many received messages wait for
+    /// [`recv`](crate::WsConnection::recv) (default 64; at least 1). Below the bound the
+    /// connection keeps reading while the body is busy, so pings are answered and a close frame
+    /// or a protocol error is seen when it arrives; at the bound reading stops (backpressure:
+    /// the peer's writes then wait in the kernel) and the heartbeat is suspended until the body
+    /// reads again.
     ///
     /// ```
     /// let _config = nursery_net::WsConfig::new().inbound_capacity(8);
@@ -180,6 +195,55 @@ impl WsConfig {
     pub fn inbound_capacity(mut self, messages: usize) -> Self {
         self.inbound_capacity = messages.max(1);
         self
+    }
+
+    /// The read-ahead bound in bytes (default 1 MiB; at least 1): reading stops while the
+    /// waiting messages hold this many bytes or more, so the read-ahead holds at most this
+    /// much plus one message (itself at most [`max_message_size`](Self::max_message_size)),
+    /// plus the read buffer.
+    ///
+    /// ```
+    /// let config = nursery_net::WsConfig::new().inbound_bytes(256 * 1024);
+    /// assert_eq!(config.get_inbound_bytes(), 256 * 1024);
+    /// ```
+    pub fn inbound_bytes(mut self, bytes: usize) -> Self {
+        self.inbound_bytes = bytes.max(1);
+        self
+    }
+
+    /// The read-ahead bound in bytes.
+    ///
+    /// ```
+    /// assert_eq!(nursery_net::WsConfig::new().get_inbound_bytes(), 1 << 20);
+    /// ```
+    pub fn get_inbound_bytes(&self) -> usize {
+        self.inbound_bytes
+    }
+
+    /// How many bytes of the most recently written messages the
+    /// [`Accounting`](crate::Accounting)'s `in_flight` list keeps (default 4 MiB, Linux's
+    /// largest automatic TCP send buffer). Written messages stay referenced (their payloads
+    /// are shared, not copied) until newer ones push them out of the window. Raise it to the
+    /// local send buffer plus the peer's receive buffer to also cover data the peer's kernel
+    /// acknowledged but the peer never read; lower it to hold less memory per connection.
+    /// The last written message is always kept, whatever its size.
+    ///
+    /// ```
+    /// let config = nursery_net::WsConfig::new().in_flight_window(64 * 1024);
+    /// assert_eq!(config.get_in_flight_window(), 64 * 1024);
+    /// ```
+    pub fn in_flight_window(mut self, bytes: usize) -> Self {
+        self.in_flight_window = bytes;
+        self
+    }
+
+    /// The in-flight window in bytes.
+    ///
+    /// ```
+    /// assert_eq!(nursery_net::WsConfig::new().get_in_flight_window(), 4 << 20);
+    /// ```
+    pub fn get_in_flight_window(&self) -> usize {
+        self.in_flight_window
     }
 
     /// How many messages [`send`](crate::WsConnection::send) may queue for the writer

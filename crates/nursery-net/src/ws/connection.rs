@@ -12,10 +12,12 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
-use crate::loss::link::Link;
+use crate::loss::accounting::Accounting;
+use crate::loss::link::{Link, Weigh};
 use crate::loss::reason::LossReason;
 use crate::loss::signal::LossSignal;
 use crate::ws::config::WsConfig;
+use crate::ws::ledger::Ledger;
 
 /// What the driver needs from a WebSocket stream, whatever the socket under it.
 pub(crate) trait WsIo:
@@ -75,8 +77,18 @@ pub struct WsConnection {
     pub(crate) inner: Arc<WsInner>,
 }
 
+impl Weigh for Message {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
 pub(crate) struct WsInner {
     pub(crate) link: Link<Message>,
+    /// What was handed to the socket (the in-flight window) and what failed at once.
+    pub(crate) ledger: std::sync::Mutex<Ledger>,
+    /// Whether `ledger.replay` may hold messages (checked by the writer without the lock).
+    pub(crate) has_replay: std::sync::atomic::AtomicBool,
     pub(crate) stream: Mutex<Option<Box<dyn WsIo>>>,
     /// Boxed, as the inbound queue of [`Link`] is: the channel's first block is allocated up
     /// front.
@@ -156,7 +168,9 @@ impl WsConnection {
         let (outbound_tx, outbound_rx) = mpsc::channel(config.outbound_capacity);
         WsConnection {
             inner: Arc::new(WsInner {
-                link: Link::new(config.inbound_capacity),
+                link: Link::new(config.inbound_capacity, config.inbound_bytes),
+                ledger: std::sync::Mutex::new(Ledger::new(config.in_flight_window)),
+                has_replay: Default::default(),
                 stream: Mutex::new(Some(Box::new(stream))),
                 outbound_tx,
                 outbound_rx: Mutex::new(outbound_rx),
@@ -165,12 +179,19 @@ impl WsConnection {
         }
     }
 
-    /// Sends a message and waits until it is written to the socket. Fails with
-    /// [`ConnectionLost`] if the connection is lost or closed first.
+    /// Sends a message: `Ok` once its frame was written and flushed to the kernel (the socket
+    /// accepted every byte; the peer may not have it yet). Messages go to the socket one at a
+    /// time, in the order `send` was called.
+    ///
+    /// `Err(ConnectionLost)` when the connection is lost or closed first; the message is then
+    /// in the connection's [`Accounting`] (see [`take_accounting`](Self::take_accounting)):
+    /// *unsent* if it never reached the socket, *in flight* if its frame had started to be
+    /// written. Nothing given to `send` disappears without a trace.
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: once queued, a message is written even if this future is dropped.
+    /// Not cancel safe: once queued, a message is written even if this future is dropped (or,
+    /// at a loss, is accounted as unsent).
     ///
     /// # Drop behavior
     ///
@@ -184,25 +205,36 @@ impl WsConnection {
     /// ```
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), ConnectionLost> {
         let link = &self.inner.link;
-        link.check()?;
-        let (done, written) = oneshot::channel();
-        let outgoing = Box::new(Outgoing {
-            message: message.into(),
-            done,
-        });
-        tokio::select! {
-            queued = self.inner.outbound_tx.send(outgoing) => {
-                if queued.is_err() {
-                    return Err(link.lost());
-                }
-            }
-            _ = link.signal.fired() => return Err(link.lost()),
+        let message = message.into();
+        if link.is_down() {
+            return Err(self.refuse(message));
         }
+        // A full queue waits for the writer; a loss while waiting refuses the message (unsent).
+        let permit = tokio::select! {
+            permit = self.inner.outbound_tx.reserve() => permit,
+            _ = link.signal.fired() => return Err(self.refuse(message)),
+        };
+        let Ok(permit) = permit else {
+            return Err(self.refuse(message));
+        };
+        let (done, written) = oneshot::channel();
+        // Once queued, a loss leaves it queued: the accounting's unsent.
+        permit.send(Box::new(Outgoing { message, done }));
         tokio::select! {
             biased;
             written = written => written.unwrap_or_else(|_| Err(link.lost())),
             _ = link.signal.fired() => Err(link.lost()),
         }
+    }
+
+    /// A `send` on a connection already lost or closed: the message is accounted as unsent.
+    fn refuse(&self, message: Message) -> ConnectionLost {
+        self.inner
+            .ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refused(message);
+        self.inner.link.lost()
     }
 
     /// Sends a text message, as [`send`](Self::send).
@@ -225,8 +257,11 @@ impl WsConnection {
     }
 
     /// The next text or binary message from the peer (pings, pongs and close frames are
-    /// handled by the connection). Messages received before a loss are returned first; then
-    /// the [`ConnectionLost`].
+    /// handled by the connection), in order. Messages received before a loss are returned
+    /// before the [`ConnectionLost`] — while the body still runs: at a loss it is force-exited
+    /// at once, unless [`Supervisor::drain`](crate::Supervisor::drain) lets it read on after a
+    /// clean close. Messages it did not read are handed back unread by
+    /// [`take_accounting`](Self::take_accounting).
     ///
     /// # Cancel safety
     ///
@@ -245,15 +280,146 @@ impl WsConnection {
     pub async fn recv(&self) -> Result<Message, ConnectionLost> {
         self.inner.link.recv().await
     }
+
+    /// Registers `cleanup` to run once with the connection's close, on every exit path (normal
+    /// exit, loss, cancellation), with the loss reason (`None` after a normal exit). Cleanups
+    /// run newest first, alongside the close handshake, within the supervisor's close timeout:
+    /// past it they are dropped with the close. A body registers what it must undo (an
+    /// unsubscribe record, a metrics gauge) without wrapping the connection.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// # use nursery_net::tungstenite::protocol::Role;
+    /// use nursery_net::{supervise, ConnectionLost, WsConfig, WsConnection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let (client, server) = tokio::io::duplex(1024);
+    /// # drop(server);
+    /// # let client = tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+    /// let conn = WsConnection::from_stream(client, WsConfig::new());
+    /// let cleaned = Arc::new(AtomicBool::new(false));
+    /// let flag = cleaned.clone();
+    /// let _ = supervise(conn, |conn| async move {
+    ///     conn.on_close(move |reason| async move {
+    ///         println!("cleanup after {reason:?}");
+    ///         flag.store(true, Ordering::SeqCst);
+    ///     });
+    ///     conn.recv().await.map(drop) // the peer is gone: lost at once
+    /// })
+    /// .await;
+    /// assert!(cleaned.load(Ordering::SeqCst));
+    /// # }
+    /// ```
+    pub fn on_close<F, Fut>(&self, cleanup: F)
+    where
+        F: FnOnce(Option<LossReason>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.link.cleanups.push(cleanup);
+    }
+
+    /// Takes what the connection could not deliver either way — unread, unsent and in-flight
+    /// messages, with the counts that make them add up (see [`Accounting`]) — once its
+    /// supervision has ended. `None` while the connection is in use, and after the first call.
+    ///
+    /// Keep a clone of the connection to call it after [`supervise`](crate::supervise)
+    /// returns; the example on [`Accounting`] shows it.
+    pub fn take_accounting(&self) -> Option<Accounting<Message>> {
+        let link = &self.inner.link;
+        if !link.is_down() {
+            return None;
+        }
+        // Held by the driver while it runs, and by a pending `recv`.
+        let mut outbound = self.inner.outbound_rx.try_lock().ok()?;
+        let mut ledger = self.inner.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        if ledger.taken {
+            return None;
+        }
+        let (unread, received, read) = link.take_unread()?;
+        ledger.taken = true;
+        let mut accounting = Accounting::new(received, read, ledger.written);
+        accounting.unread = unread;
+        accounting.unsent.extend(ledger.replay.drain(..));
+        while let Ok(out) = outbound.try_recv() {
+            accounting.unsent.push(out.message);
+        }
+        accounting.unsent.append(&mut ledger.refused);
+        accounting.in_flight = ledger.in_flight.drain(..).collect();
+        Some(accounting)
+    }
+}
+
+impl WsConnection {
+    /// Moves this connection's unsent messages (see [`Accounting::unsent`]) to `next`, which
+    /// writes them, in order, before anything its own `send` queues; returns how many. They
+    /// leave this connection's accounting; if `next` is lost before writing them, they are
+    /// unsent in its accounting. Nothing moves while this connection is in use (its driver
+    /// runs, a `recv` waits, or its accounting was taken): 0.
+    ///
+    /// [`Reconnect::replay_unsent`](crate::Reconnect::replay_unsent) calls it between attempts.
+    ///
+    /// ```
+    /// # use nursery_net::tungstenite::protocol::Role;
+    /// # use nursery_net::{WsConfig, WsConnection};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let (a, _b) = tokio::io::duplex(1024);
+    /// # let (c, _d) = tokio::io::duplex(1024);
+    /// # let a = tokio_tungstenite::WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+    /// # let c = tokio_tungstenite::WebSocketStream::from_raw_socket(c, Role::Client, None).await;
+    /// let old = WsConnection::from_stream(a, WsConfig::new());
+    /// let next = WsConnection::from_stream(c, WsConfig::new());
+    /// assert_eq!(old.replay_unsent_into(&next), 0); // still in use: nothing moves
+    /// # }
+    /// ```
+    pub fn replay_unsent_into(&self, next: &WsConnection) -> usize {
+        if !self.inner.link.is_down() || Arc::ptr_eq(&self.inner, &next.inner) {
+            return 0;
+        }
+        let Ok(mut outbound) = self.inner.outbound_rx.try_lock() else {
+            return 0;
+        };
+        let mut moved: Vec<Message> = {
+            let mut ledger = self.inner.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            if ledger.taken {
+                return 0;
+            }
+            ledger.replay.drain(..).collect()
+        };
+        while let Ok(out) = outbound.try_recv() {
+            moved.push(out.message);
+        }
+        moved.append(
+            &mut self
+                .inner
+                .ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .refused,
+        );
+        let count = moved.len();
+        if count > 0 {
+            let mut ledger = next.inner.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            ledger.replay.extend(moved);
+            next.inner
+                .has_replay
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        count
+    }
 }
 
 impl Connection for WsConnection {
+    fn replay_unsent(&self, next: &Self) -> usize {
+        self.replay_unsent_into(next)
+    }
+
     fn watch(&self) -> impl Future<Output = LossReason> + Send + 'static {
         crate::ws::driver::drive(Arc::clone(&self.inner))
     }
 
     fn close(&self) -> impl Future<Output = ()> + Send + 'static {
-        crate::ws::driver::close(Arc::clone(&self.inner))
+        crate::ws::close::close(Arc::clone(&self.inner))
     }
 
     fn loss_signal(&self) -> &LossSignal {

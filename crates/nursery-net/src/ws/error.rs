@@ -6,7 +6,7 @@ use crate::loss::reason::{LossReason, ProtocolError};
 pub(crate) fn loss_from_ws(error: Error) -> LossReason {
     match error {
         Error::ConnectionClosed | Error::AlreadyClosed => LossReason::eof(),
-        Error::Protocol(WsProtocol::ResetWithoutClosingHandshake) => LossReason::eof(),
+        Error::Protocol(WsProtocol::ResetWithoutClosingHandshake) => stream_ended(),
         Error::Io(e) => LossReason::from_io(&e),
         Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
             LossReason::Protocol(ProtocolError::MessageTooLarge {
@@ -23,5 +23,12 @@ pub(crate) fn loss_from_ws(error: Error) -> LossReason {
             kind: std::io::ErrorKind::Other,
             message: e.to_string(),
         },
+    }
+}
+
+/// The peer's stream ended without a close frame: an abort, not a clean close.
+pub(crate) fn stream_ended() -> LossReason {
+    LossReason::Reset {
+        message: "the peer ended the connection without a close frame".into(),
     }
 }
