@@ -13,6 +13,7 @@ Every event is one line on stdout, flushed at once (so a kill -9 loses no logged
     sending <n> <text>            about to send a message (logged before the send, so a
                                   message sent is always logged)
     sent <n> <text>               the send returned
+    unsent <n> <text>             the send failed: the connection was closed (chaos)
     raw <n> <hex>                 raw bytes written to the transport (an invalid frame)
     reject <n> <status>           an HTTP response instead of the upgrade
     closed <n> <code> <reason>    the connection ended; the close code received (1006: none)
@@ -103,6 +104,7 @@ def server_handler(args):
     async def handler(ws):
         COUNTER["conn"] += 1
         n = COUNTER["conn"]
+        tag = {"n": n}
         log("conn", n)
         try:
             if args.mode == "echo":
@@ -114,7 +116,7 @@ def server_handler(args):
             elif args.mode == "accept-close":
                 await ws.close(1000)
             elif args.mode == "chaos":
-                await chaos_handler(ws, n, args)
+                await chaos_handler(ws, tag, args)
             else:
                 first = await ws.recv()
                 log("recv", n, first)
@@ -127,7 +129,7 @@ def server_handler(args):
         finally:
             if args.mode != "burst-abort":
                 await ws.wait_closed()
-            log_closed(ws, n)
+            log_closed(ws, tag["n"])
 
     return handler
 
@@ -148,38 +150,51 @@ async def finish(ws, n, args, frames):
         await read_forever(ws, n)
 
 
-async def chaos_handler(ws, n, args):
+async def chaos_handler(ws, tag, args):
     """Numbered messages both ways: every message `c<i>` from the client is logged and answered
-    with the next of this peer's own numbers, `p<seq>` (numbered across connections, from
-    --start-seq). The client's first message, `hello <tag>`, names the connection in the log;
+    with the next --answers of this peer's own numbers, `p<seq>` (numbered across connections,
+    from --start-seq). The client's first message, `hello <tag>`, names the connection in the log;
     `!fault <kind>` ends it: `close` (1001), `abort` (no close frame, after the kernel has
-    everything), `invalid` (a reserved opcode)."""
-    tag = n
+    everything), `invalid` (a reserved opcode). After a fault nothing more is sent (what
+    arrives is still logged), so every `sending` line is a message that went out. The
+    connection's `closed` line carries the tag."""
+    faulted = False
     async for message in ws:
         if message.startswith("hello "):
-            tag = message.split()[1]
-            log("conn", tag)
+            tag["n"] = message.split()[1]
+            log("hello", tag["n"])
             continue
+        n = tag["n"]
         if message.startswith("!fault "):
             kind = message.split()[1]
-            log("fault", tag, kind)
+            log("fault", n, kind)
+            faulted = True
             if kind == "close":
                 await ws.close(1001, "chaos")
             elif kind == "abort":
                 await drained(ws.transport)
                 ws.transport.abort()
-                log("aborted", tag)
+                log("aborted", n)
                 return
             elif kind == "invalid":
                 await drained(ws.transport)
                 ws.transport.write(SERVER_FRAMES["opcode"])
-                log("raw", tag, SERVER_FRAMES["opcode"].hex())
+                log("raw", n, SERVER_FRAMES["opcode"].hex())
             continue
-        log("recv", tag, message)
-        text = "p%d" % args.seq
-        args.seq += 1
-        log("sending", tag, text)
-        await ws.send(text)
+        log("recv", n, message)
+        for _ in range(args.answers):
+            if faulted:
+                break
+            text = "p%d" % args.seq
+            args.seq += 1
+            log("sending", n, text)
+            try:
+                await ws.send(text)
+            except ConnectionClosed:
+                # This side may not send any more, but what arrived before the close is still
+                # queued: log it.
+                log("unsent", n, text)
+                faulted = True
 
 
 def process_request(args):
@@ -288,6 +303,7 @@ def main():
     parser.add_argument("--status", type=int, default=403)
     parser.add_argument("--retry-after", type=int, default=1)
     parser.add_argument("--start-seq", dest="seq", type=int, default=0)
+    parser.add_argument("--answers", type=int, default=1, help="chaos: answers per message")
     parser.add_argument("--close-timeout", type=float, default=60)
     parser.add_argument("--linger", action="store_true", help="client: stay alive after closing")
     args = parser.parse_args()
