@@ -71,7 +71,9 @@ def masked(frame):
 
 
 def log(*parts):
-    print(*parts, flush=True)
+    # One write per line: a kill -9 can then end the log only between lines.
+    sys.stdout.write(" ".join(str(part) for part in parts) + "\n")
+    sys.stdout.flush()
 
 
 async def drained(transport):

@@ -150,9 +150,12 @@ impl Peer {
         let log = Arc::new(Log::default());
         let writer = Arc::clone(&log);
         let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let words = line.split(' ').map(str::to_owned).collect();
+            let mut stdout = BufReader::new(stdout);
+            let mut line = String::new();
+            // A line without its newline was cut by a kill: not logged.
+            while stdout.read_line(&mut line).is_ok_and(|n| n > 0) && line.ends_with('\n') {
+                let words = line.trim_end().split(' ').map(str::to_owned).collect();
+                line.clear();
                 writer.lines.lock().unwrap().push(Line(words));
                 writer.changed.notify_waiters();
             }
