@@ -361,7 +361,7 @@ async fn accept_and_close_at_once_backs_off() {
         delays.windows(2).all(|w| w[1] > w[0]),
         "the waits grow when no connection stays up: {delays:?}"
     );
-    assert_eq!(peer.lines_of("conn").len(), 6);
+    assert_eq!(peer.wait_count("conn", 6).await, 6);
 }
 
 /// Observation 4: an HTTP 4xx on the upgrade is permanent: one attempt, that error.
@@ -375,7 +375,7 @@ async fn a_403_upgrade_is_permanent_and_not_retried() {
         let (err, attempts) = reconnect_refused(&peer).await;
         assert!(err.contains(status), "the error names the status: {err}");
         assert_eq!(attempts, 1, "{status} was retried");
-        assert_eq!(peer.lines_of("reject").len(), 1);
+        assert_eq!(peer.wait_count("reject", 1).await, 1);
     }
 }
 
@@ -387,7 +387,7 @@ async fn a_429_upgrade_is_retried() {
     };
     let (_err, attempts) = reconnect_refused(&peer).await;
     assert_eq!(attempts, 3);
-    assert_eq!(peer.lines_of("reject").len(), 3);
+    assert_eq!(peer.wait_count("reject", 3).await, 3);
 }
 
 /// A 503 with `Retry-After: 1` is retried no sooner than a second later, whatever the backoff.

@@ -243,6 +243,16 @@ impl Peer {
         }
     }
 
+    /// Waits until the peer has logged `n` lines of `kind`, and returns how many it has logged
+    /// then (the reader thread may lag behind what the peer already did).
+    pub async fn wait_count(&self, kind: &str, n: usize) -> usize {
+        self.wait_until(|lines| {
+            let count = lines.iter().filter(|l| l.kind() == kind).count();
+            (count >= n).then_some(count)
+        })
+        .await
+    }
+
     /// The log, for failure messages.
     pub fn dump(&self) -> String {
         self.lines()
