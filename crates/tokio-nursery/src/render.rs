@@ -66,7 +66,7 @@ fn shown_children(node: &Node) -> Vec<Item> {
         match child.kind() {
             NodeKind::Children => {
                 let mut from_roster = Vec::new();
-                if let Some(roster) = child.roster() {
+                if let Some(roster) = child.members() {
                     for (name, made) in roster.running() {
                         match made {
                             Some(made) => {

@@ -33,7 +33,7 @@
 //     not a recursion.
 
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{OnceLock, PoisonError};
+use std::sync::{OnceLock, PoisonError, Weak};
 use std::task::Waker;
 
 use slab::Slab;
@@ -42,10 +42,25 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::reason::CancelReason;
-use crate::child::roster::RosterLink;
 use crate::sync::{
     arc_into_inner, Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard, SetOnce,
 };
+
+/// The children of a children group that have no node of their own (a nursery's roster): the
+/// group wakes them when it is cancelled, and rendering lists them. The node holds them weakly
+/// (the roster holds the group strongly), and only as this trait, so the tree does not depend on
+/// the folder that builds children on top of it.
+pub(crate) trait GroupMembers: Send + Sync {
+    /// Wakes every member without a node (the group was cancelled).
+    fn wake_all(&self);
+    /// The running members for rendering: (name, node if made).
+    fn running(&self) -> Vec<RunningMember>;
+    /// The public reason of a running member without a node (rendering).
+    fn lazy_reason(&self) -> Option<CancelReason>;
+}
+
+/// A running member as rendering sees it: its name, and its node if it has one.
+pub(crate) type RunningMember = (Option<Arc<str>>, Option<Arc<Node>>);
 
 /// What owns a node; used for absorbing decisions, reasons and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +100,8 @@ pub(crate) struct Node {
     grace: OnceLock<(std::time::Duration, Arc<Node>)>,
     /// A token for the parent, held after the owner was dropped with live structure left.
     stashed: Mutex<Option<LiveToken>>,
-    /// A nursery's children group: the roster whose children (without nodes) it wakes.
-    roster: OnceLock<RosterLink>,
+    /// A nursery's children group: the members (children without nodes) it wakes.
+    members: OnceLock<Weak<dyn GroupMembers>>,
     inner: Mutex<Inner>,
 }
 
@@ -125,7 +140,7 @@ impl Node {
             token: OnceLock::new(),
             grace: OnceLock::new(),
             stashed: Mutex::new(None),
-            roster: OnceLock::new(),
+            members: OnceLock::new(),
             inner: Mutex::new(Inner {
                 parent: None,
                 key_in_parent: 0,
@@ -158,14 +173,14 @@ impl Node {
             .collect()
     }
 
-    /// Makes this (children group) node wake `roster`'s children when it is cancelled.
-    pub(crate) fn set_roster(&self, roster: RosterLink) {
-        let _ = self.roster.set(roster);
+    /// Makes this (children group) node wake `members` when it is cancelled.
+    pub(crate) fn set_members(&self, members: Weak<dyn GroupMembers>) {
+        let _ = self.members.set(members);
     }
 
-    /// The roster of a children group node.
-    pub(crate) fn roster(&self) -> Option<Arc<crate::child::roster::Roster>> {
-        self.roster.get().and_then(std::sync::Weak::upgrade)
+    /// The members of a children group node (a nursery's roster), while it lives.
+    pub(crate) fn members(&self) -> Option<Arc<dyn GroupMembers>> {
+        self.members.get().and_then(Weak::upgrade)
     }
 
     /// For a grace scope: its gate, whose deadline is set once the drain started.
@@ -482,8 +497,8 @@ impl Node {
                 }
                 node.owner.wake();
                 node.waiters.notify_waiters();
-                if let Some(roster) = node.roster() {
-                    roster.wake_all();
+                if let Some(members) = node.members() {
+                    members.wake_all();
                 }
             }
         }

@@ -31,7 +31,7 @@ use std::task::Waker;
 use slab::Slab;
 
 use crate::cancel::reason::CancelReason;
-use crate::cancel::tree::{Node, NodeKind};
+use crate::cancel::tree::{GroupMembers, Node, NodeKind, RunningMember};
 use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard};
 
 pub(crate) struct Roster {
@@ -115,7 +115,8 @@ impl Roster {
             slots: Mutex::new(Slab::new()),
             singled: AtomicUsize::new(0),
         });
-        roster.group.set_roster(Arc::downgrade(&roster));
+        let members: Weak<Roster> = Arc::downgrade(&roster);
+        roster.group.set_members(members);
         roster
     }
 
@@ -215,18 +216,6 @@ impl Roster {
         node.cancel(reason);
     }
 
-    /// Wakes every child without a node (the group was cancelled).
-    pub(crate) fn wake_all(&self) {
-        let wakers: Vec<Waker> = self
-            .slots()
-            .iter_mut()
-            .filter_map(|(_, slot)| slot.waker.take())
-            .collect();
-        for waker in wakers {
-            waker.wake();
-        }
-    }
-
     /// The child left the nursery: freeze what handles report, detach its node.
     pub(crate) fn leave(&self, key: usize) {
         let node = {
@@ -294,9 +283,23 @@ impl Roster {
         let view = node.as_deref().map_or_else(|| self.group_view(), Ended::of);
         (view.cancelled, view.reason, false)
     }
+}
+
+impl GroupMembers for Roster {
+    /// Wakes every child without a node (the group was cancelled).
+    fn wake_all(&self) {
+        let wakers: Vec<Waker> = self
+            .slots()
+            .iter_mut()
+            .filter_map(|(_, slot)| slot.waker.take())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
 
     /// The running children for rendering: (name, node if made).
-    pub(crate) fn running(&self) -> Vec<RunningChild> {
+    fn running(&self) -> Vec<RunningMember> {
         self.slots()
             .iter()
             .filter(|(_, slot)| slot.ended().is_none())
@@ -305,7 +308,7 @@ impl Roster {
     }
 
     /// The public reason of a running child without a node (rendering).
-    pub(crate) fn lazy_reason(&self) -> Option<CancelReason> {
+    fn lazy_reason(&self) -> Option<CancelReason> {
         self.group_view().reason
     }
 }
@@ -316,9 +319,3 @@ impl SlotRef {
         self.roster.lazy_cancelled(self.key).0
     }
 }
-
-/// A running child as rendering sees it: its name, and its node if it has one.
-pub(crate) type RunningChild = (Option<Arc<str>>, Option<Arc<Node>>);
-
-/// A weak link from a group node to its roster (the roster holds the group strongly).
-pub(crate) type RosterLink = Weak<Roster>;
