@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 
 use crate::cancel::reason::CancelReason;
-use crate::child::handle::HandleLink;
+use crate::child::link::HandleLink;
 
 /// Why [`ChildHandle::join`](crate::ChildHandle::join) has no value: the child did not complete
 /// successfully. Its error or panic went to the nursery, which reports it.

@@ -9,6 +9,7 @@
 pub(crate) mod borrowed;
 pub(crate) mod handle;
 pub(crate) mod join;
+pub(crate) mod link;
 pub(crate) mod roster;
 pub(crate) mod runner;
 pub(crate) mod start;
