@@ -12,4 +12,5 @@ pub(crate) mod core;
 pub(crate) mod detach;
 pub(crate) mod future;
 pub(crate) mod handle;
+pub(crate) mod remote;
 pub(crate) mod resource;
