@@ -403,7 +403,7 @@ impl Node {
         } else {
             self.parent().and_then(|p| p.deadline_bound())
         };
-        let hard_at = earliest_of(own_end, bound);
+        let hard_at = own_end.into_iter().chain(bound).min();
         let mut inner = lock(&gate.inner);
         if inner.deadline.is_none() {
             inner.deadline = hard_at;
@@ -420,44 +420,39 @@ impl Node {
     /// Effective deadline: the earliest deadline up to and including the nearest shield; a
     /// cancelled node's deadline has already passed (`now`).
     pub(crate) fn effective_deadline(self: &Arc<Self>, now: Instant) -> Option<Instant> {
-        let mut earliest: Option<Instant> = None;
-        let mut node = Arc::clone(self);
-        loop {
-            if node.is_cancelled() {
-                return Some(now);
-            }
-            let (deadline, stop, parent) = node.deadline_step();
-            earliest = earliest_of(earliest, deadline);
-            match parent {
-                Some(p) if !stop => node = p,
-                _ => return earliest,
-            }
-        }
+        self.walk_deadlines(Some(now))
     }
 
     /// The earliest deadline from this node up to the nearest shield, ignoring cancellation: the
     /// bound a grace period may not outlive.
     pub(crate) fn deadline_bound(self: &Arc<Self>) -> Option<Instant> {
+        self.walk_deadlines(None)
+    }
+
+    /// The earliest deadline from this node up to the nearest shield (a gate stops the walk once
+    /// it has a deadline, invariant 7). With `cancelled_at`, a cancelled node on the way ends the
+    /// walk with that instant (its deadline has passed).
+    fn walk_deadlines(self: &Arc<Self>, cancelled_at: Option<Instant>) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut node = Arc::clone(self);
         loop {
-            let (deadline, stop, parent) = node.deadline_step();
-            earliest = earliest_of(earliest, deadline);
+            if let Some(now) = cancelled_at.filter(|_| node.is_cancelled()) {
+                return Some(now);
+            }
+            let (deadline, stop, parent) = {
+                let inner = lock(&node.inner);
+                let stop = match node.kind {
+                    NodeKind::Gate => inner.deadline.is_some(),
+                    _ => inner.shield,
+                };
+                (inner.deadline, stop, inner.parent.clone())
+            };
+            earliest = earliest.into_iter().chain(deadline).min();
             match parent {
                 Some(p) if !stop => node = p,
                 _ => return earliest,
             }
         }
-    }
-
-    /// This node's deadline, whether a deadline walk stops here (invariant 7), and the parent.
-    fn deadline_step(&self) -> (Option<Instant>, bool, Option<Arc<Node>>) {
-        let inner = lock(&self.inner);
-        let stop = match self.kind {
-            NodeKind::Gate => inner.deadline.is_some(),
-            _ => inner.shield,
-        };
-        (inner.deadline, stop, inner.parent.clone())
     }
 
     /// Recomputes the bit of this node and, transitively, of every descendant whose bit changes
@@ -526,13 +521,6 @@ impl Node {
             let token = lock(&self.stashed).take();
             drop(token);
         }
-    }
-}
-
-pub(crate) fn earliest_of(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
