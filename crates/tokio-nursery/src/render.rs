@@ -1,7 +1,7 @@
-// Text rendering of the live tree, for debugging: what is running, what is unwinding, and why.
-//
-// The three nodes of a nursery and the gate of a grace scope are implementation detail: the
-// nursery shows its body's structure under "body" and its children directly; gates are skipped.
+//! Text rendering of the live tree, for debugging: what is running, what is unwinding, and why.
+//!
+//! The three nodes of a nursery and the gate of a grace scope are implementation detail: the
+//! nursery shows its body's structure under "body" and its children directly; gates are skipped.
 
 use std::fmt::Write;
 use std::sync::Arc;

@@ -4,8 +4,9 @@
 //! knows how a cancellation propagates (shields, deadlines, live structure). `scope`, `run`,
 //! `timeout` and `time` are where a cancellation *starts* (a `CancelScope`, a deadline, a
 //! shield); `reason` is what it carries and `context` is how a future finds its enclosing node.
-//! Nothing here knows about nurseries or children: `crate::nursery` and `crate::child` build on
-//! this folder, never the other way round.
+//! `crate::nursery` and `crate::child` build on this folder. The tree sees a nursery's children
+//! only as `GroupMembers` (implemented by the roster), and `context` lends a lazy child's roster
+//! slot to the code it polls.
 
 pub(crate) mod context;
 pub(crate) mod reason;

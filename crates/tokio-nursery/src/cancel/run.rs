@@ -1,16 +1,23 @@
-// The future that drives one cancel scope: `CancelScope::run`.
-//
-// States, in order (each documented with when it is entered):
-//   Unpolled  - built, never polled; the node is not attached yet.
-//   Running   - attached; the body is polled under this scope's node (under its gate node for
-//               a grace scope: once the scope is cancelled the gate drains until the grace
-//               period or an enclosing bound ends, then cancels hard).
-//   Unwinding - the node is effectively cancelled; the body is still polled, but only while live
-//               structure (nurseries, running scopes, adopted orphans) remains inside it.
-//   Draining  - the body completed; waiting for adopted orphans before returning its value.
-//   Parked    - cancelled by an enclosing scope (or first polled inside one): the body is gone,
-//               and the absorbing scope will drop this future. It never completes.
-//   Done      - returned its output.
+//! The future that drives one cancel scope: `CancelScope::run`.
+//!
+//! States, when each is entered, and where it can go next (`poll` runs one step function per
+//! state, each returning a `Step`):
+//!   Unpolled  - built, never polled; the node is not attached yet. Next: `Done` (a lazy first
+//!               poll completed without a node), `Running` or `Draining` (a lazy poll that made
+//!               a node), `Parked` (first polled inside a cancelled scope), `Unwinding`
+//!               (cancelled before it started), or `Running`.
+//!   Running   - attached; the body is polled under this scope's node (under its gate node for
+//!               a grace scope: once the scope is cancelled the gate drains until the grace
+//!               period or an enclosing bound ends, then cancels hard). Next: `Unwinding` once
+//!               the body's node is cancelled, `Draining` once the body completes.
+//!   Unwinding - the node is effectively cancelled; the body is still polled, but only while live
+//!               structure (nurseries, running scopes, adopted orphans) remains inside it. Next:
+//!               `Draining` (the body completed anyway, Rule 1), `Done` (nothing live is left
+//!               and this scope absorbs), `Parked` (an enclosing scope absorbs).
+//!   Draining  - the body completed; waiting for adopted orphans. Next: `Done` with the value.
+//!   Parked    - cancelled by an enclosing scope (or first polled inside one): the body is gone,
+//!               and the absorbing scope will drop this future. Final: it never completes.
+//!   Done      - returned its output. Final.
 
 use std::future::Future;
 use std::pin::Pin;

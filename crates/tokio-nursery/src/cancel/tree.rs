@@ -1,36 +1,36 @@
-// The cancel tree: how a cancellation travels.
-//
-// `CancelScope`, nurseries and children decide *where* a cancellation starts; this file decides how
-// it reaches everything below. Every nursery (three nodes: nursery, body, children group) and
-// cleanup owns a `Node`. Scopes and children get theirs lazily: a scope whose body completes on
-// its first poll never needs one (`context.rs`), and a spawned or borrowing child lives in its
-// nursery's roster until something inside it, or its handle, needs a node (`roster.rs`).
-//
-// Invariants
-//
-//  1. `cancelled` (the cached "effectively cancelled" bit) equals
-//     `own_reason.is_some() || (!shield && parent.cancelled)` whenever no update is in flight.
-//     Every update that flips a node's bit visits that node's children afterwards (`propagate`),
-//     and a visit recomputes the formula from the parent's *current* bit, so concurrent updates
-//     converge. Checking "am I cancelled?" is therefore one atomic load.
-//  2. A reason is written once (`SetOnce`): the first reason wins. A node's own cancellation is
-//     permanent; only shields can clear an inherited bit.
-//  3. Lock order: a node's lock may be taken while holding its parent's lock (attach), never the
-//     other way round, and never two siblings at once. Propagation holds one lock at a time.
-//  4. No user code runs under a node lock: wakers are taken under the lock (or from an
-//     `AtomicWaker`) and woken after it is released; reasons are rendered by callers beforehand.
-//  5. Flags before wakers: a canceller stores `cancelled` (and `live`) before it wakes; an owner
-//     registers its waker before it reads them. No wakeup is lost across threads.
-//  6. While attached, a child holds its parent strongly and the parent holds the child strongly;
-//     `detach` breaks both links when the owner ends, so finished scopes never form chains.
-//     `Drop` walks any remaining parent chain iteratively, so depth never grows the stack.
-//  7. A `Gate` node (grace periods) is attached shielded; effective-deadline lookups pass through
-//     it while it has no deadline of its own, and stop at it once draining set one (that deadline
-//     already includes every enclosing bound).
-//  8. `live` counts live structure inside the node's body (nested nurseries, running scopes,
-//     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
-//     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
-//     not a recursion.
+//! The cancel tree: how a cancellation travels.
+//!
+//! `CancelScope`, nurseries and children decide *where* a cancellation starts; this file decides how
+//! it reaches everything below. Every nursery (three nodes: nursery, body, children group) and
+//! cleanup owns a `Node`. Scopes and children get theirs lazily: a scope whose body completes on
+//! its first poll never needs one (`context.rs`), and a spawned or borrowing child lives in its
+//! nursery's roster until something inside it, or its handle, needs a node (`roster.rs`).
+//!
+//! Invariants
+//!
+//!  1. `cancelled` (the cached "effectively cancelled" bit) equals
+//!     `own_reason.is_some() || (!shield && parent.cancelled)` whenever no update is in flight.
+//!     Every update that flips a node's bit visits that node's children afterwards (`propagate`),
+//!     and a visit recomputes the formula from the parent's *current* bit, so concurrent updates
+//!     converge. Checking "am I cancelled?" is therefore one atomic load.
+//!  2. A reason is written once (`SetOnce`): the first reason wins. A node's own cancellation is
+//!     permanent; only shields can clear an inherited bit.
+//!  3. Lock order: a node's lock may be taken while holding its parent's lock (attach), never the
+//!     other way round, and never two siblings at once. Propagation holds one lock at a time.
+//!  4. No user code runs under a node lock: wakers are taken under the lock (or from an
+//!     `AtomicWaker`) and woken after it is released; reasons are rendered by callers beforehand.
+//!  5. Flags before wakers: a canceller stores `cancelled` (and `live`) before it wakes; an owner
+//!     registers its waker before it reads them. No wakeup is lost across threads.
+//!  6. While attached, a child holds its parent strongly and the parent holds the child strongly;
+//!     `detach` breaks both links when the owner ends, so finished scopes never form chains.
+//!     `Drop` walks any remaining parent chain iteratively, so depth never grows the stack.
+//!  7. A `Gate` node (grace periods) is attached shielded; effective-deadline lookups pass through
+//!     it while it has no deadline of its own, and stop at it once draining set one (that deadline
+//!     already includes every enclosing bound).
+//!  8. `live` counts live structure inside the node's body (nested nurseries, running scopes,
+//!     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
+//!     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
+//!     not a recursion.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{OnceLock, PoisonError, Weak};

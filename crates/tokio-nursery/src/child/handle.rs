@@ -1,8 +1,8 @@
-// A child of a nursery as its spawner sees it: `ChildHandle`, and how a child joins (`prepare`,
-// `spawn`). A spawned child is its own tokio task with a slot in the nursery's roster
-// (`roster.rs`); it gets a node in the cancel tree only when it needs one. `start` children have
-// a node from the beginning (it moves from the caller's scope). The task itself is in
-// `runner.rs`.
+//! A child of a nursery as its spawner sees it: `ChildHandle`, and how a child joins (`prepare`,
+//! `spawn`). A spawned child is its own tokio task with a slot in the nursery's roster
+//! (`roster.rs`); it gets a node in the cancel tree only when it needs one. `start` children have
+//! a node from the beginning (it moves from the caller's scope). The task itself is in
+//! `runner.rs`.
 
 use std::any::Any;
 use std::future::Future;

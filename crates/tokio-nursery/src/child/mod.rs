@@ -2,7 +2,7 @@
 //!
 //! `roster` is the nursery's table of children (a slot each, cancelled without a tree node until
 //! one is needed); `runner` is the task that runs a spawned child and reports its end; `handle`
-//! is the spawner's `ChildHandle` and `join` its typed result. `start` runs a child until it
+//! is the spawner's `ChildHandle` and `join` its typed result; `link` is what both refer to. `start` runs a child until it
 //! reports itself started; `borrowed` runs children that borrow from the body's stack, polled
 //! inside the nursery's own task. All of it sits on `crate::cancel`, and `crate::nursery` owns it.
 

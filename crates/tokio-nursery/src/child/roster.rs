@@ -1,28 +1,28 @@
-// The roster: one slot per spawned or borrowing child of a nursery, kept by the nursery's
-// children group, so that a child costs no node of its own until it needs one.
-//
-// A child needs a node (a place in the cancel tree) only when something must hang below it (a
-// scope or nursery inside it, a deadline lookup) or when it is cancelled on its own through its
-// `ChildHandle`. Until then, "is this child cancelled?" is "is the group cancelled?", and the
-// group's cancellation reaches it through the waker in its slot.
-//
-// Invariants
-//
-//  1. A slot is occupied from `enroll` until the child has left (`leave`) *and* no handle refers
-//     to it (`handles == 0`). Keys are never reused while a handle holds one.
-//  2. A slot's node, once made, is attached under the group and stays the child's node until the
-//     child leaves; `leave` detaches it and freezes what handles report (`Ended`).
-//  3. Wakeups (tree invariant 5): a child stores its waker in its slot (under the roster lock)
-//     *before* it reads the group's bit; the group's propagation stores the bit *before* it
-//     takes the wakers (`wake_all`, under the same lock). A node made by a handle gets the slot's
-//     waker as its owner before it is cancelled, and a child that finds a node made for it
-//     registers the slot's waker on it before reading the node's bit; `singled` is raised before
-//     the node is made, so one of the two always sees the other.
-//  4. `singled` only grows: it counts nodes made from outside the child (by a handle), so a lazy
-//     child checks its slot under the lock only once some child was singled out.
-//
-// Lock order: the roster lock may be held while a node lock is taken (`make_node` attaches under
-// the group), never the other way round: the tree calls `wake_all` after releasing its locks.
+//! The roster: one slot per spawned or borrowing child of a nursery, kept by the nursery's
+//! children group, so that a child costs no node of its own until it needs one.
+//!
+//! A child needs a node (a place in the cancel tree) only when something must hang below it (a
+//! scope or nursery inside it, a deadline lookup) or when it is cancelled on its own through its
+//! `ChildHandle`. Until then, "is this child cancelled?" is "is the group cancelled?", and the
+//! group's cancellation reaches it through the waker in its slot.
+//!
+//! Invariants
+//!
+//!  1. A slot is occupied from `enroll` until the child has left (`leave`) *and* no handle refers
+//!     to it (`handles == 0`). Keys are never reused while a handle holds one.
+//!  2. A slot's node, once made, is attached under the group and stays the child's node until the
+//!     child leaves; `leave` detaches it and freezes what handles report (`Ended`).
+//!  3. Wakeups (tree invariant 5): a child stores its waker in its slot (under the roster lock)
+//!     *before* it reads the group's bit; the group's propagation stores the bit *before* it
+//!     takes the wakers (`wake_all`, under the same lock). A node made by a handle gets the slot's
+//!     waker as its owner before it is cancelled, and a child that finds a node made for it
+//!     registers the slot's waker on it before reading the node's bit; `singled` is raised before
+//!     the node is made, so one of the two always sees the other.
+//!  4. `singled` only grows: it counts nodes made from outside the child (by a handle), so a lazy
+//!     child checks its slot under the lock only once some child was singled out.
+//!
+//! Lock order: the roster lock may be held while a node lock is taken (`make_node` attaches under
+//! the group), never the other way round: the tree calls `wake_all` after releasing its locks.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{PoisonError, Weak};

@@ -1,11 +1,13 @@
-// The task that drives one child, spawned or borrowing: `ChildTask`.
-//
-// States (same shape as a scope's `Run`):
-//   Running   - the child's future is polled under the child's node (or lazily, as its slot).
-//   Unwinding - the child is cancelled; the future is polled only while live structure remains
-//               inside it, then dropped.
-//   Draining  - the future is gone; waiting for orphans adopted by the child's node.
-//   Done      - the child left the nursery.
+//! The task that drives one child, spawned or borrowing: `ChildTask`.
+//!
+//! States (same shape as a scope's `Run`), when each is entered and where it can go next:
+//!   Running   - the child's future is polled under the child's node (or lazily, as its slot).
+//!               Next: `Unwinding` once the child is cancelled, `Draining` once it finished.
+//!   Unwinding - the child is cancelled; the future is polled only while live structure remains
+//!               inside it, then dropped. Next: `Draining` (finished, or dropped).
+//!   Draining  - the future is gone; waiting for orphans adopted by the child's node. Next:
+//!               `Done`.
+//!   Done      - the child left the nursery. Final.
 
 use std::future::Future;
 use std::pin::Pin;

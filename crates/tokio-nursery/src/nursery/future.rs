@@ -1,22 +1,26 @@
-// The nursery future.
-//
-// Phases, in order (each entered once):
-//   Init          - built (the body closure was called, its future not yet polled); the
-//                   nodes are not linked to an enclosing scope yet.
-//   Body          - the body is polled under the body node.
-//   BodyUnwinding - the body node is cancelled; the body is polled only while live structure
-//                   remains inside it, then dropped.
-//   BodyDraining  - the body is gone; waiting for orphans it left (foreign-dropped structure).
-//   Children      - the body left; waiting until every child has left (the nursery is closed).
-//   Cleanups      - running deferred cleanups, last registered first, one at a time.
-//   Finish        - taking the outcome (transient, inside one poll).
-//   Parked        - cancelled from outside with something cancelled inside (rule 2; this
-//                   includes being first polled inside a cancelled scope, rule 3: the body is
-//                   then dropped without being polled): never completes.
-//   Done          - returned.
-//
-// The live token on the parent is held from the first poll until Finish (or handed to the
-// detached finisher on a foreign drop), with no gap between the last child and the cleanups.
+//! The nursery future.
+//!
+//! Phases, in order (each entered once), and where each can go next:
+//!   Init          - built (the body closure was called, its future not yet polled); the
+//!                   nodes are not linked to an enclosing scope yet. Next: `Body`.
+//!   Body          - the body is polled under the body node. Next: `BodyUnwinding` once the body
+//!                   node is cancelled, `BodyDraining` once the body returned.
+//!   BodyUnwinding - the body node is cancelled; the body is polled only while live structure
+//!                   remains inside it, then dropped. Next: `BodyDraining`.
+//!   BodyDraining  - the body is gone; waiting for orphans it left (foreign-dropped structure).
+//!                   Next: `Children`.
+//!   Children      - the body left; waiting until every child has left (the nursery is closed).
+//!                   Next: `Cleanups`.
+//!   Cleanups      - running deferred cleanups, last registered first, one at a time. Next:
+//!                   `Finish`.
+//!   Finish        - taking the outcome (transient, inside one poll). Next: `Done`, or `Parked`.
+//!   Parked        - cancelled from outside with something cancelled inside (rule 2; this
+//!                   includes being first polled inside a cancelled scope, rule 3: the body is
+//!                   then dropped without being polled): never completes. Final.
+//!   Done          - returned. Final.
+//!
+//! The live token on the parent is held from the first poll until Finish (or handed to the
+//! detached finisher on a foreign drop), with no gap between the last child and the cleanups.
 
 use std::fmt;
 use std::future::Future;
@@ -438,7 +442,7 @@ where
     }
 }
 
-/// The future returned by [`nursery`](crate::nursery) and
+/// The future returned by [`nursery`](crate::nursery()) and
 /// [`NurseryBuilder::run`](crate::NurseryBuilder::run).
 ///
 /// Completes when the body and every child have completed and every deferred cleanup has run:

@@ -1,3 +1,6 @@
+//! `Nursery`, the handle a nursery's body gets: spawn children (`crate::child`), start them,
+//! defer cleanups, cancel the children. `remote.rs` is the `'static` handle for everything else.
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use crate::nursery::remote::NurseryHandle;
 
 /// The nursery as seen from its body: spawn children, defer cleanups, cancel the children.
 ///
-/// A cheap `Clone` handle, given to the body closure of [`nursery`](crate::nursery). `'env` is
+/// A cheap `Clone` handle, given to the body closure of [`nursery`](crate::nursery()). `'env` is
 /// the lifetime of data the nursery's body may borrow.
 ///
 /// # Examples

@@ -1,3 +1,7 @@
+//! `NurseryHandle`: a nursery's handle for other tasks, OS threads and callbacks
+//! (`Send + Sync + Clone + 'static`). It does what `Nursery` (`handle.rs`) does, and answers
+//! `Err(Closed)` once the nursery has finished.
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
