@@ -34,7 +34,8 @@ use pin_project::{pin_project, pinned_drop};
 
 use crate::cancel::context;
 use crate::cancel::reason::CancelReason;
-use crate::cancel::run::{check_parked, Timer};
+use crate::cancel::run::check_parked;
+use crate::cancel::timer::Timer;
 use crate::cancel::tree::{LiveToken, Node};
 use crate::child::borrowed::{BorrowedSet, Incoming};
 use crate::error::Errors;
