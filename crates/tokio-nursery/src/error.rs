@@ -167,7 +167,7 @@ impl CleanupTimedOut {
 ///
 /// Returned by [`nursery_all`](crate::nursery_all) and
 /// [`NurseryBuilder::run_all`](crate::NurseryBuilder::run_all). Never empty: [`first`](Self::first)
-/// is the error [`nursery`](crate::nursery) would have returned.
+/// is the error [`nursery`](crate::nursery()) would have returned.
 ///
 /// # Examples
 ///

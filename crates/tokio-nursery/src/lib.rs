@@ -94,6 +94,7 @@ pub use child::start::{Start, StartError, Started};
 pub use error::{CleanupTimedOut, Closed, Elapsed, Errors};
 pub use nursery::builder::{nursery, nursery_all, NurseryBuilder};
 pub use nursery::future::{NurseryAll, NurseryFuture};
-pub use nursery::handle::{Nursery, NurseryHandle};
+pub use nursery::handle::Nursery;
+pub use nursery::remote::NurseryHandle;
 pub use nursery::resource::with_resource;
 pub use race::{race, race_staggered, RaceError};

@@ -1,8 +1,8 @@
-// loom models of the cancel tree and the nursery's bookkeeping (`--cfg loom`). Each model
-// asserts its property on every interleaving loom explores, and that both orders of its race
-// occurred across those interleavings (a model that never races proves nothing).
-//
-// Run: RUSTFLAGS="--cfg loom" cargo test -p tokio-nursery --lib --release loom_models
+//! loom models of the cancel tree and the nursery's bookkeeping (`--cfg loom`). Each model
+//! asserts its property on every interleaving loom explores, and that both orders of its race
+//! occurred across those interleavings (a model that never races proves nothing).
+//!
+//! Run: RUSTFLAGS="--cfg loom" cargo test -p tokio-nursery --lib --release loom_models
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};

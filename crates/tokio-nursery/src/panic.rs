@@ -1,4 +1,4 @@
-// Catching panics at the library's boundaries: user polls, user drops, user closures.
+//! Catching panics at the library's boundaries: user polls, user drops, user closures.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,10 +1,10 @@
-// `race`: the first attempt to succeed wins and the others are cancelled; failures are kept
-// until every attempt has failed. `race_staggered` is trio's happy-eyeballs pattern: attempt
-// i + 1 starts when attempt i fails or `delay` after it started, whichever comes first.
-//
-// Attempts run as borrowing children of an internal nursery, so they may borrow from the caller
-// and need not be `'static`. Their errors are collected here, not raised in the nursery: one
-// failing attempt must not cancel the others.
+//! `race`: the first attempt to succeed wins and the others are cancelled; failures are kept
+//! until every attempt has failed. `race_staggered` is trio's happy-eyeballs pattern: attempt
+//! i + 1 starts when attempt i fails or `delay` after it started, whichever comes first.
+//!
+//! Attempts run as borrowing children of an internal nursery, so they may borrow from the caller
+//! and need not be `'static`. Their errors are collected here, not raised in the nursery: one
+//! failing attempt must not cancel the others.
 
 use std::convert::Infallible;
 use std::fmt;

@@ -1,7 +1,7 @@
-// Text rendering of the live tree, for debugging: what is running, what is unwinding, and why.
-//
-// The three nodes of a nursery and the gate of a grace scope are implementation detail: the
-// nursery shows its body's structure under "body" and its children directly; gates are skipped.
+//! Text rendering of the live tree, for debugging: what is running, what is unwinding, and why.
+//!
+//! The three nodes of a nursery and the gate of a grace scope are implementation detail: the
+//! nursery shows its body's structure under "body" and its children directly; gates are skipped.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ fn shown_children(node: &Node) -> Vec<Item> {
         match child.kind() {
             NodeKind::Children => {
                 let mut from_roster = Vec::new();
-                if let Some(roster) = child.roster() {
+                if let Some(roster) = child.members() {
                     for (name, made) in roster.running() {
                         match made {
                             Some(made) => {

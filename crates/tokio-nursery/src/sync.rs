@@ -1,6 +1,6 @@
-// The synchronization primitives of the cancel tree and the nursery core: loom's mutexes,
-// atomics and waker under `--cfg loom`, so the models in `loom_models.rs` explore their
-// interleavings.
+//! The synchronization primitives of the cancel tree and the nursery core: loom's mutexes,
+//! atomics and waker under `--cfg loom`, so the models in `loom_models.rs` explore their
+//! interleavings.
 
 #[cfg(not(loom))]
 mod imp {

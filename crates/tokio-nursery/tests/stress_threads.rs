@@ -56,6 +56,20 @@ const CANCEL_SCOPE: usize = 4;
 const CHILDREN: usize = 4;
 const FAILURE: TestError = TestError("handle fail");
 
+/// The round's children: each yields a few times (how many depends on the round), then counts.
+fn spawn_children(n: &tokio_nursery::Nursery<'_, TestError>, i: usize, done: &Counter) {
+    for k in 0..CHILDREN {
+        let done = done.clone();
+        n.spawn(async move {
+            for _ in 0..(i + k) % 4 {
+                tokio::task::yield_now().await;
+            }
+            done.hit();
+            Ok(())
+        });
+    }
+}
+
 /// One nursery inside a scope, with the OS-thread actions selected by `actions` fired from the
 /// body once it has registered its cleanup and spawned its children.
 async fn one_round(i: usize, actions: usize, pool: Vec<mpsc::Sender<Job>>) {
@@ -77,16 +91,7 @@ async fn one_round(i: usize, actions: usize, pool: Vec<mpsc::Sender<Job>>) {
                 runs.hit();
                 Ok(())
             });
-            for k in 0..CHILDREN {
-                let done = done.clone();
-                n.spawn(async move {
-                    for _ in 0..(i + k) % 4 {
-                        tokio::task::yield_now().await;
-                    }
-                    done.hit();
-                    Ok(())
-                });
-            }
+            spawn_children(&n, i, &done);
             let h = n.handle();
             // One OS thread per action: they race each other as well as the workers.
             if actions & CANCEL_CHILDREN != 0 {

@@ -1,16 +1,16 @@
-// The node the current poll runs under.
-//
-// A runner (scope, nursery body, child task, cleanup) pushes an entry on a thread-local stack
-// while it polls its body and pops it afterwards, even on panic. Polls nest synchronously, so
-// the top of the stack always names the innermost structure being polled on this thread.
-//
-// Entries may have no node yet. A scope polled for the first time may run its body *lazily*
-// (`Lazy`: the recipe for its node), and a spawned or borrowing child may have only its roster
-// slot (`Child`). The node is made the first time anything inside asks for the current node (a
-// nested scope or nursery, a deadline lookup); entries below that have no node yet are made
-// first, from the bottom up, so each node is attached under its real parent. A body that
-// completes without asking costs no node at all; asking whether the current context is
-// cancelled never makes one.
+//! The node the current poll runs under.
+//!
+//! A runner (scope, nursery body, child task, cleanup) pushes an entry on a thread-local stack
+//! while it polls its body and pops it afterwards, even on panic. Polls nest synchronously, so
+//! the top of the stack always names the innermost structure being polled on this thread.
+//!
+//! Entries may have no node yet. A scope polled for the first time may run its body *lazily*
+//! (`Lazy`: the recipe for its node), and a spawned or borrowing child may have only its roster
+//! slot (`Child`). The node is made the first time anything inside asks for the current node (a
+//! nested scope or nursery, a deadline lookup); entries below that have no node yet are made
+//! first, from the bottom up, so each node is attached under its real parent. A body that
+//! completes without asking costs no node at all; asking whether the current context is
+//! cancelled never makes one.
 
 use std::cell::RefCell;
 use std::sync::Arc;

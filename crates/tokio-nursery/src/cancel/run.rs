@@ -1,16 +1,23 @@
-// The future that drives one cancel scope: `CancelScope::run`.
-//
-// States, in order (each documented with when it is entered):
-//   Unpolled  - built, never polled; the node is not attached yet.
-//   Running   - attached; the body is polled under this scope's node (under its gate node for
-//               a grace scope: once the scope is cancelled the gate drains until the grace
-//               period or an enclosing bound ends, then cancels hard).
-//   Unwinding - the node is effectively cancelled; the body is still polled, but only while live
-//               structure (nurseries, running scopes, adopted orphans) remains inside it.
-//   Draining  - the body completed; waiting for adopted orphans before returning its value.
-//   Parked    - cancelled by an enclosing scope (or first polled inside one): the body is gone,
-//               and the absorbing scope will drop this future. It never completes.
-//   Done      - returned its output.
+//! The future that drives one cancel scope: `CancelScope::run`.
+//!
+//! States, when each is entered, and where it can go next (`poll` runs one step function per
+//! state, each returning a `Step`):
+//!   Unpolled  - built, never polled; the node is not attached yet. Next: `Done` (a lazy first
+//!               poll completed without a node), `Running` or `Draining` (a lazy poll that made
+//!               a node), `Parked` (first polled inside a cancelled scope), `Unwinding`
+//!               (cancelled before it started), or `Running`.
+//!   Running   - attached; the body is polled under this scope's node (under its gate node for
+//!               a grace scope: once the scope is cancelled the gate drains until the grace
+//!               period or an enclosing bound ends, then cancels hard). Next: `Unwinding` once
+//!               the body's node is cancelled, `Draining` once the body completes.
+//!   Unwinding - the node is effectively cancelled; the body is still polled, but only while live
+//!               structure (nurseries, running scopes, adopted orphans) remains inside it. Next:
+//!               `Draining` (the body completed anyway, Rule 1), `Done` (nothing live is left
+//!               and this scope absorbs), `Parked` (an enclosing scope absorbs).
+//!   Draining  - the body completed; waiting for adopted orphans. Next: `Done` with the value.
+//!   Parked    - cancelled by an enclosing scope (or first polled inside one): the body is gone,
+//!               and the absorbing scope will drop this future. Final: it never completes.
+//!   Done      - returned its output. Final.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,12 +26,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project::{pin_project, pinned_drop};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::cancel::context::{self, NodeSpec};
 use crate::cancel::reason::CancelReason;
-use crate::cancel::tree::{earliest_of, LiveToken, Node, NodeKind};
+use crate::cancel::timer::Timer;
+use crate::cancel::tree::{LiveToken, Node, NodeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -68,14 +76,12 @@ enum State {
 /// assert_eq!(out, Some(5));
 /// # }
 /// ```
-#[pin_project(PinnedDrop)]
+#[pin_project(PinnedDrop, project = RunProj)]
 #[must_use = "a cancel scope does nothing unless awaited"]
 pub struct Run<F: Future> {
     #[pin]
     body: Option<F>,
-    /// Boxed: only scopes that suspend with a deadline need one, and `Run` stays small to move.
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: Option<Instant>,
+    timer: Timer,
     value: Option<F::Output>,
     /// The scope's node: made at the first poll, or later (see `context`) if the first poll
     /// ran the body lazily; `None` for a scope whose body completed without needing one.
@@ -113,8 +119,7 @@ impl<F: Future> Run<F> {
     ) -> Self {
         Run {
             body: Some(body),
-            timer: None,
-            armed: None,
+            timer: Timer::default(),
             value: None,
             node,
             spec,
@@ -168,264 +173,340 @@ pub(crate) fn check_parked(parked_under: Option<&Arc<Node>>) {
     }
 }
 
+/// What one state's step of [`Run::poll`] decided.
+#[must_use = "a step says whether `poll` goes on, suspends or returns"]
+enum Step<T> {
+    /// The state changed: run the new state's step.
+    Next,
+    /// Suspend; a waker is registered.
+    Pending,
+    /// Return this output; the state is `Done` (or `Parked`, which never returns).
+    Ready(T),
+}
+
+/// The projection of `Run` every state step works on.
+type This<'a, F> = RunProj<'a, F>;
+
+/// What every step needs to look at: the scope's node, and the node its body runs under (the
+/// gate of a grace scope, else the same node).
+macro_rules! nodes {
+    ($this:ident) => {{
+        let node: &Arc<Node> = $this.node.as_ref().expect("a started scope has a node");
+        (node, $this.gate.as_ref().unwrap_or(node))
+    }};
+}
+
 impl<F: Future> Future for Run<F> {
     type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match *this.state {
-                State::Unpolled => {
-                    // Lazy first poll: a plain scope (no handle taken, no grace, no token) whose
-                    // deadline has not passed and whose parent is not cancelled polls its body
-                    // without a node. A body that completes at once never costs one; otherwise
-                    // the node is made (inside the body, by whatever needed it, or right after)
-                    // and the scope goes on as if it had had it from the start.
-                    // (Cleanups always get their node: they show in the tree while they run.)
-                    let lazy = this.node.is_none()
-                        && this.spec.kind == NodeKind::Scope
-                        && this.grace.is_none()
-                        && this.token.is_none();
-                    let now = match (this.spec.deadline, *this.timeout) {
-                        (None, None) => None,
-                        _ => Some(Instant::now()),
-                    };
-                    let deadline = earliest_of(
-                        this.spec.deadline,
-                        this.timeout
-                            .zip(now)
-                            .and_then(|(t, now)| now.checked_add(t)),
-                    );
-                    // Asked without making the enclosing node: a lazy child or scope around
-                    // this one stays without a node too if this body completes at once.
-                    let parent_cancelled = !this.spec.shield && context::current_is_cancelled();
-                    if lazy && !parent_cancelled && deadline.zip(now).is_none_or(|(d, now)| d > now)
-                    {
-                        *this.timeout = None;
-                        this.spec.deadline = deadline;
-                        let body = this
-                            .body
-                            .as_mut()
-                            .as_pin_mut()
-                            .expect("unpolled scope has a body");
-                        let spec = std::mem::replace(this.spec, NodeSpec::EMPTY);
-                        let (polled, made, lent) = context::enter_lazy(spec, || body.poll(cx));
-                        *this.spec = lent;
-                        if made.is_none() {
-                            if let Poll::Ready(value) = polled {
-                                this.body.set(None);
-                                *this.state = State::Done;
-                                return Poll::Ready(Some(value));
-                            }
-                        }
-                        // From here on the scope has a node, under its parent's (made now if
-                        // that one had none yet either).
-                        let parent = context::current();
-                        let node = made.unwrap_or_else(|| {
-                            let node = this.spec.make();
-                            node.attach(parent.as_ref());
-                            node
-                        });
-                        *this.node = Some(node);
-                        *this.parent_token = LiveToken::on(parent.as_ref());
-                        match polled {
-                            Poll::Ready(value) => {
-                                *this.value = Some(value);
-                                this.body.set(None);
-                                *this.state = State::Draining;
-                            }
-                            Poll::Pending => {
-                                *this.just_polled = true;
-                                *this.state = State::Running;
-                            }
-                        }
-                        continue;
-                    }
-                    let parent = context::current();
-                    let now = Instant::now();
-                    let node: &Arc<Node> = this.node.get_or_insert_with(|| this.spec.make());
-                    fix_timeout(node, this.timeout.take(), now);
-                    node.attach(parent.as_ref());
-                    if parent.as_ref().is_some_and(|p| p.is_cancelled()) && !node.shield() {
-                        // Rule 3: first polled inside a cancelled scope: never polls its body,
-                        // never completes.
-                        this.body.set(None);
-                        node.detach();
-                        *this.parked_under = parent;
-                        *this.state = State::Parked;
-                        continue;
-                    }
-                    if node.deadline().is_some_and(|d| d <= now) {
-                        node.cancel(CancelReason::Deadline);
-                    }
-                    if let Some(token) = this.token.take() {
-                        if token.is_cancelled() {
-                            node.cancel(token_reason());
-                        } else {
-                            *this.token_wait = Some(Box::pin(token.cancelled_owned()));
-                        }
-                    }
-                    if node.cancel_called() {
-                        // Rule 3: cancelled before it started: the body is never polled. It is
-                        // dropped under this scope's node, so work it had registered while it
-                        // was built (a nursery's children, cleanups) is adopted here and
-                        // awaited before the scope returns.
-                        let mut body = this.body.as_mut();
-                        context::enter(node, || body.set(None));
-                        *this.parent_token = LiveToken::on(parent.as_ref());
-                        *this.state = State::Unwinding;
-                        continue;
-                    }
-                    if let Some(grace) = *this.grace {
-                        let gate = Node::new(NodeKind::Gate, None);
-                        gate.attach(Some(node));
-                        node.set_grace(grace, Arc::clone(&gate));
-                        *this.gate = Some(gate);
-                    }
-                    *this.parent_token = LiveToken::on(parent.as_ref());
-                    *this.state = State::Running;
-                }
-                State::Running => {
-                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
-                    node.register_owner(cx.waker());
-                    if let Some(wait) = this.token_wait.as_mut() {
-                        if wait.as_mut().poll(cx).is_ready() {
-                            *this.token_wait = None;
-                            node.cancel(token_reason());
-                        }
-                    }
-                    match this.gate.as_ref() {
-                        Some(gate) => {
-                            gate.register_owner(cx.waker());
-                            // The drain starts in the tree, the moment the scope is cancelled.
-                            if gate.deadline().is_none() {
-                                check_deadline(this.timer, this.armed, node, cx);
-                            }
-                            if gate.deadline().is_some() {
-                                drain_deadline(this.timer, this.armed, node, gate, cx);
-                            }
-                        }
-                        None => check_deadline(this.timer, this.armed, node, cx),
-                    }
-                    let body_node = this.gate.as_ref().unwrap_or(node);
-                    if body_node.is_cancelled() {
-                        *this.just_polled = false;
-                        *this.state = State::Unwinding;
-                        continue;
-                    }
-                    if std::mem::take(this.just_polled) {
-                        *this.span = Some(scope_span(node));
-                        return Poll::Pending;
-                    }
-                    let body = this
-                        .body
-                        .as_mut()
-                        .as_pin_mut()
-                        .expect("running scope has a body");
-                    let entered = this
-                        .span
-                        .as_ref()
-                        .and_then(Option::as_deref)
-                        .map(tracing::Span::enter);
-                    let polled = context::enter(body_node, || body.poll(cx));
-                    drop(entered);
-                    if polled.is_pending() && this.span.is_none() {
-                        *this.span = Some(scope_span(node));
-                    }
-                    match polled {
-                        Poll::Ready(value) => {
-                            *this.value = Some(value);
-                            this.body.set(None);
-                            *this.state = State::Draining;
-                        }
-                        // `cancel()` called synchronously inside the body takes effect at the
-                        // body's next suspension, which is now (for a grace scope: its drain
-                        // starts now).
-                        Poll::Pending if body_node.is_cancelled() => *this.state = State::Unwinding,
-                        // A grace scope cancelled by its body: arm the drain's timer now.
-                        Poll::Pending if this.gate.is_some() && node.is_cancelled() => {
-                            if *this.armed == this.gate.as_ref().and_then(|g| g.deadline()) {
-                                return Poll::Pending;
-                            }
-                        }
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                State::Unwinding => {
-                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
-                    node.register_owner(cx.waker());
-                    let body_node = this.gate.as_ref().unwrap_or(node);
-                    body_node.register_owner(cx.waker());
-                    if body_node.live() == 0 {
-                        this.body.set(None);
-                        *this.timer = None;
-                        if absorbs(node) {
-                            let _entered = this
-                                .span
-                                .as_ref()
-                                .and_then(Option::as_deref)
-                                .map(tracing::Span::enter);
-                            tracing::debug!(
-                                reason = %node.public_reason().map_or_else(String::new, |r| r.to_string()),
-                                "scope absorbed its cancellation"
-                            );
-                            node.set_caught();
-                            if let Some(gate) = this.gate.as_ref() {
-                                gate.detach();
-                            }
-                            finish(node, this.parent_token, this.state);
-                            return Poll::Ready(None);
-                        }
-                        *this.parked_under = node.parent();
-                        if let Some(gate) = this.gate.as_ref() {
-                            gate.detach();
-                        }
-                        finish(node, this.parent_token, this.state);
-                        *this.state = State::Parked;
-                        return Poll::Pending;
-                    }
-                    let Some(body) = this.body.as_mut().as_pin_mut() else {
-                        // Only orphans are left; their release wakes us.
-                        return Poll::Pending;
-                    };
-                    let _entered = this
-                        .span
-                        .as_ref()
-                        .and_then(Option::as_deref)
-                        .map(tracing::Span::enter);
-                    match context::enter(body_node, || body.poll(cx)) {
-                        // Rule 1: a body that completes while cancelled is returned.
-                        Poll::Ready(value) => {
-                            *this.value = Some(value);
-                            this.body.set(None);
-                            *this.state = State::Draining;
-                        }
-                        Poll::Pending if body_node.live() == 0 => {}
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                State::Draining => {
-                    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
-                    let body_node = this.gate.as_ref().unwrap_or(node);
-                    body_node.register_owner(cx.waker());
-                    if body_node.live() > 0 {
-                        return Poll::Pending;
-                    }
-                    *this.timer = None;
-                    if let Some(gate) = this.gate.as_ref() {
-                        gate.detach();
-                    }
-                    finish(node, this.parent_token, this.state);
-                    return Poll::Ready(this.value.take());
-                }
+            let step = match *this.state {
+                State::Unpolled => transition_from_unpolled(&mut this, cx),
+                State::Running => poll_running(&mut this, cx),
+                State::Unwinding => poll_unwinding(&mut this, cx),
+                State::Draining => poll_draining(&mut this, cx),
                 State::Parked => {
                     check_parked(this.parked_under.as_ref());
-                    return Poll::Pending;
+                    Step::Pending
                 }
                 State::Done => panic!("`Run` polled after completion"),
+            };
+            match step {
+                Step::Next => {}
+                Step::Pending => return Poll::Pending,
+                Step::Ready(out) => return Poll::Ready(out),
             }
         }
     }
+}
+
+/// `Unpolled` -> `Done`, `Draining` or `Running` through a lazy first poll (`poll_lazily`), or
+/// -> `Parked`, `Unwinding` or `Running` once attached (`transition_to_attached`).
+///
+/// Lazy first poll: a plain scope (no handle taken, no grace, no token) whose deadline has not
+/// passed and whose parent is not cancelled polls its body without a node. A body that completes
+/// at once never costs one; otherwise the node is made (inside the body, by whatever needed it,
+/// or right after) and the scope goes on as if it had had it from the start. (Cleanups always
+/// get their node: they show in the tree while they run.)
+fn transition_from_unpolled<F: Future>(
+    this: &mut This<'_, F>,
+    cx: &mut Context<'_>,
+) -> Step<Option<F::Output>> {
+    let lazy = this.node.is_none()
+        && this.spec.kind == NodeKind::Scope
+        && this.grace.is_none()
+        && this.token.is_none();
+    let now = match (this.spec.deadline, *this.timeout) {
+        (None, None) => None,
+        _ => Some(Instant::now()),
+    };
+    let relative = this
+        .timeout
+        .zip(now)
+        .and_then(|(t, now)| now.checked_add(t));
+    let deadline = this.spec.deadline.into_iter().chain(relative).min();
+    // Asked without making the enclosing node: a lazy child or scope around this one stays
+    // without a node too if this body completes at once.
+    let parent_cancelled = !this.spec.shield && context::current_is_cancelled();
+    if lazy && !parent_cancelled && deadline.zip(now).is_none_or(|(d, now)| d > now) {
+        *this.timeout = None;
+        this.spec.deadline = deadline;
+        return poll_lazily(this, cx);
+    }
+    transition_to_attached(this)
+}
+
+/// The lazy first poll: -> `Done` (completed without a node), `Draining` (completed, but made a
+/// node on the way) or `Running` (suspended; the node is made now if the body made none).
+fn poll_lazily<F: Future>(this: &mut This<'_, F>, cx: &mut Context<'_>) -> Step<Option<F::Output>> {
+    let body = this
+        .body
+        .as_mut()
+        .as_pin_mut()
+        .expect("unpolled scope has a body");
+    let spec = std::mem::replace(this.spec, NodeSpec::EMPTY);
+    let (polled, made, lent) = context::enter_lazy(spec, || body.poll(cx));
+    *this.spec = lent;
+    if made.is_none() {
+        if let Poll::Ready(value) = polled {
+            this.body.set(None);
+            *this.state = State::Done;
+            return Step::Ready(Some(value));
+        }
+    }
+    // From here on the scope has a node, under its parent's (made now if that one had none yet
+    // either).
+    let parent = context::current();
+    let node = made.unwrap_or_else(|| {
+        let node = this.spec.make();
+        node.attach(parent.as_ref());
+        node
+    });
+    *this.node = Some(node);
+    *this.parent_token = LiveToken::on(parent.as_ref());
+    match polled {
+        Poll::Ready(value) => {
+            *this.value = Some(value);
+            this.body.set(None);
+            *this.state = State::Draining;
+        }
+        Poll::Pending => {
+            *this.just_polled = true;
+            *this.state = State::Running;
+        }
+    }
+    Step::Next
+}
+
+/// Attaches the node under the enclosing one: -> `Parked` (first polled inside a cancelled
+/// scope), `Unwinding` (cancelled before it started) or `Running`.
+fn transition_to_attached<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::Output>> {
+    let parent = context::current();
+    let now = Instant::now();
+    let node: &Arc<Node> = this.node.get_or_insert_with(|| this.spec.make());
+    fix_timeout(node, this.timeout.take(), now);
+    node.attach(parent.as_ref());
+    if parent.as_ref().is_some_and(|p| p.is_cancelled()) && !node.shield() {
+        // Rule 3: first polled inside a cancelled scope: never polls its body, never completes.
+        this.body.set(None);
+        node.detach();
+        *this.parked_under = parent;
+        *this.state = State::Parked;
+        return Step::Next;
+    }
+    if node.deadline().is_some_and(|d| d <= now) {
+        node.cancel(CancelReason::Deadline);
+    }
+    if let Some(token) = this.token.take() {
+        if token.is_cancelled() {
+            node.cancel(token_reason());
+        } else {
+            *this.token_wait = Some(Box::pin(token.cancelled_owned()));
+        }
+    }
+    if node.cancel_called() {
+        // Rule 3: cancelled before it started: the body is never polled. It is dropped under
+        // this scope's node, so work it had registered while it was built (a nursery's
+        // children, cleanups) is adopted here and awaited before the scope returns.
+        let mut body = this.body.as_mut();
+        context::enter(node, || body.set(None));
+        *this.parent_token = LiveToken::on(parent.as_ref());
+        *this.state = State::Unwinding;
+        return Step::Next;
+    }
+    if let Some(grace) = *this.grace {
+        let gate = Node::new(NodeKind::Gate, None);
+        gate.attach(Some(node));
+        node.set_grace(grace, Arc::clone(&gate));
+        *this.gate = Some(gate);
+    }
+    *this.parent_token = LiveToken::on(parent.as_ref());
+    *this.state = State::Running;
+    Step::Next
+}
+
+/// Registers the owner's waker and serves the token and the deadlines (the scope's own, or,
+/// once a grace scope drains, its gate's).
+fn watch_cancellation(
+    token_wait: &mut Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    timer: &mut Timer,
+    node: &Arc<Node>,
+    gate: Option<&Arc<Node>>,
+    cx: &mut Context<'_>,
+) {
+    node.register_owner(cx.waker());
+    if let Some(wait) = token_wait.as_mut() {
+        if wait.as_mut().poll(cx).is_ready() {
+            *token_wait = None;
+            node.cancel(token_reason());
+        }
+    }
+    match gate {
+        Some(gate) => {
+            gate.register_owner(cx.waker());
+            // The drain starts in the tree, the moment the scope is cancelled.
+            if gate.deadline().is_none() {
+                timer.check_deadline(node, cx);
+            }
+            if gate.deadline().is_some() {
+                timer.drain_deadline(node, gate, cx);
+            }
+        }
+        None => timer.check_deadline(node, cx),
+    }
+}
+
+/// `Running` -> `Unwinding` (cancelled, before or during this poll) or `Draining` (the body
+/// completed); otherwise stays `Running`.
+fn poll_running<F: Future>(
+    this: &mut This<'_, F>,
+    cx: &mut Context<'_>,
+) -> Step<Option<F::Output>> {
+    let (node, body_node) = nodes!(this);
+    watch_cancellation(this.token_wait, this.timer, node, this.gate.as_ref(), cx);
+    if body_node.is_cancelled() {
+        *this.just_polled = false;
+        *this.state = State::Unwinding;
+        return Step::Next;
+    }
+    if std::mem::take(this.just_polled) {
+        *this.span = Some(scope_span(node));
+        return Step::Pending;
+    }
+    let body = this
+        .body
+        .as_mut()
+        .as_pin_mut()
+        .expect("running scope has a body");
+    let entered = enter_span(this.span);
+    let polled = context::enter(body_node, || body.poll(cx));
+    drop(entered);
+    if polled.is_pending() && this.span.is_none() {
+        *this.span = Some(scope_span(node));
+    }
+    match polled {
+        Poll::Ready(value) => {
+            *this.value = Some(value);
+            this.body.set(None);
+            *this.state = State::Draining;
+            Step::Next
+        }
+        // `cancel()` called synchronously inside the body takes effect at the body's next
+        // suspension, which is now (for a grace scope: its drain starts now).
+        Poll::Pending if body_node.is_cancelled() => {
+            *this.state = State::Unwinding;
+            Step::Next
+        }
+        // A grace scope cancelled by its body: arm the drain's timer now.
+        Poll::Pending if this.gate.is_some() && node.is_cancelled() => {
+            if this
+                .timer
+                .is_armed_for(this.gate.as_ref().and_then(|g| g.deadline()))
+            {
+                Step::Pending
+            } else {
+                Step::Next
+            }
+        }
+        Poll::Pending => Step::Pending,
+    }
+}
+
+/// `Unwinding` -> `Draining` (the body completed while cancelled: Rule 1), `Done` (no live
+/// structure left and this scope absorbs) or `Parked` (an enclosing scope absorbs); otherwise
+/// stays `Unwinding`.
+fn poll_unwinding<F: Future>(
+    this: &mut This<'_, F>,
+    cx: &mut Context<'_>,
+) -> Step<Option<F::Output>> {
+    let (node, body_node) = nodes!(this);
+    node.register_owner(cx.waker());
+    body_node.register_owner(cx.waker());
+    if body_node.live() == 0 {
+        return transition_from_unwound(this);
+    }
+    let Some(body) = this.body.as_mut().as_pin_mut() else {
+        // Only orphans are left; their release wakes us.
+        return Step::Pending;
+    };
+    let _entered = enter_span(this.span);
+    match context::enter(body_node, || body.poll(cx)) {
+        // Rule 1: a body that completes while cancelled is returned.
+        Poll::Ready(value) => {
+            *this.value = Some(value);
+            this.body.set(None);
+            *this.state = State::Draining;
+            Step::Next
+        }
+        Poll::Pending if body_node.live() == 0 => Step::Next,
+        Poll::Pending => Step::Pending,
+    }
+}
+
+/// Nothing live is left inside an unwinding scope: -> `Done` with `None` if it absorbs its
+/// cancellation, else -> `Parked` until the absorbing scope drops it.
+fn transition_from_unwound<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::Output>> {
+    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+    this.body.set(None);
+    this.timer.disarm();
+    if absorbs(node) {
+        let _entered = enter_span(this.span);
+        tracing::debug!(
+            reason = %node.public_reason().map_or_else(String::new, |r| r.to_string()),
+            "scope absorbed its cancellation"
+        );
+        node.set_caught();
+        finish(node, this.gate.as_ref(), this.parent_token, this.state);
+        return Step::Ready(None);
+    }
+    *this.parked_under = node.parent();
+    finish(node, this.gate.as_ref(), this.parent_token, this.state);
+    *this.state = State::Parked;
+    Step::Pending
+}
+
+/// `Draining` -> `Done` with the body's value once no adopted orphan is left.
+fn poll_draining<F: Future>(
+    this: &mut This<'_, F>,
+    cx: &mut Context<'_>,
+) -> Step<Option<F::Output>> {
+    let (node, body_node) = nodes!(this);
+    body_node.register_owner(cx.waker());
+    if body_node.live() > 0 {
+        return Step::Pending;
+    }
+    this.timer.disarm();
+    finish(node, this.gate.as_ref(), this.parent_token, this.state);
+    Step::Ready(this.value.take())
+}
+
+/// Enters the scope's span, if it has one.
+fn enter_span(span: &Option<Option<Box<tracing::Span>>>) -> Option<tracing::span::Entered<'_>> {
+    span.as_ref()
+        .and_then(Option::as_deref)
+        .map(tracing::Span::enter)
 }
 
 /// A span worth keeping: boxed, and only if a subscriber is interested.
@@ -445,76 +526,19 @@ fn token_reason() -> CancelReason {
     CancelReason::explicit(Some("its CancellationToken was cancelled".into()))
 }
 
-fn finish(node: &Node, parent_token: &mut Option<LiveToken>, state: &mut State) {
+/// Detaches the scope (and its gate) and releases its parent: the scope is `Done`.
+fn finish(
+    node: &Node,
+    gate: Option<&Arc<Node>>,
+    parent_token: &mut Option<LiveToken>,
+    state: &mut State,
+) {
+    if let Some(gate) = gate {
+        gate.detach();
+    }
     node.detach();
     *parent_token = None;
     *state = State::Done;
-}
-
-/// Cancels `node` if its deadline has passed; otherwise arms the timer for it. The deadline is
-/// checked before the body is polled, so a deadline and a wake-up at the same instant resolve in
-/// favour of the deadline.
-pub(crate) fn check_deadline(
-    timer: &mut Option<Pin<Box<Sleep>>>,
-    armed: &mut Option<Instant>,
-    node: &Arc<Node>,
-    cx: &mut Context<'_>,
-) {
-    let Some(deadline) = node.deadline() else {
-        if armed.take().is_some() {
-            *timer = None;
-        }
-        return;
-    };
-    if Instant::now() >= deadline {
-        node.cancel(CancelReason::Deadline);
-        return;
-    }
-    if *armed != Some(deadline) {
-        match timer.as_mut() {
-            Some(sleep) => sleep.as_mut().reset(deadline),
-            None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
-        *armed = Some(deadline);
-    }
-    if let Some(sleep) = timer.as_mut() {
-        if sleep.as_mut().poll(cx).is_ready() {
-            node.cancel(CancelReason::Deadline);
-        }
-    }
-}
-
-/// While draining, the timer serves the gate's deadline; at it the gate cancels with the scope's
-/// own reason, so everything inside sees where the cancellation came from.
-pub(crate) fn drain_deadline(
-    timer: &mut Option<Pin<Box<Sleep>>>,
-    armed: &mut Option<Instant>,
-    node: &Arc<Node>,
-    gate: &Arc<Node>,
-    cx: &mut Context<'_>,
-) {
-    let Some(hard_at) = gate.deadline() else {
-        return;
-    };
-    let mut expired = Instant::now() >= hard_at;
-    if !expired {
-        if *armed != Some(hard_at) {
-            match timer.as_mut() {
-                Some(sleep) => sleep.as_mut().reset(hard_at),
-                None => *timer = Some(Box::pin(tokio::time::sleep_until(hard_at))),
-            }
-            *armed = Some(hard_at);
-        }
-        expired = timer
-            .as_mut()
-            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
-    }
-    if expired {
-        let reason = node
-            .effective_reason()
-            .unwrap_or_else(|| Arc::new(CancelReason::Deadline));
-        gate.cancel_shared(reason);
-    }
 }
 
 #[pinned_drop]

@@ -1,39 +1,39 @@
-// The cancel tree: how a cancellation travels.
-//
-// `CancelScope`, nurseries and children decide *where* a cancellation starts; this file decides how
-// it reaches everything below. Every nursery (three nodes: nursery, body, children group) and
-// cleanup owns a `Node`. Scopes and children get theirs lazily: a scope whose body completes on
-// its first poll never needs one (`context.rs`), and a spawned or borrowing child lives in its
-// nursery's roster until something inside it, or its handle, needs a node (`roster.rs`).
-//
-// Invariants
-//
-//  1. `cancelled` (the cached "effectively cancelled" bit) equals
-//     `own_reason.is_some() || (!shield && parent.cancelled)` whenever no update is in flight.
-//     Every update that flips a node's bit visits that node's children afterwards (`propagate`),
-//     and a visit recomputes the formula from the parent's *current* bit, so concurrent updates
-//     converge. Checking "am I cancelled?" is therefore one atomic load.
-//  2. A reason is written once (`SetOnce`): the first reason wins. A node's own cancellation is
-//     permanent; only shields can clear an inherited bit.
-//  3. Lock order: a node's lock may be taken while holding its parent's lock (attach), never the
-//     other way round, and never two siblings at once. Propagation holds one lock at a time.
-//  4. No user code runs under a node lock: wakers are taken under the lock (or from an
-//     `AtomicWaker`) and woken after it is released; reasons are rendered by callers beforehand.
-//  5. Flags before wakers: a canceller stores `cancelled` (and `live`) before it wakes; an owner
-//     registers its waker before it reads them. No wakeup is lost across threads.
-//  6. While attached, a child holds its parent strongly and the parent holds the child strongly;
-//     `detach` breaks both links when the owner ends, so finished scopes never form chains.
-//     `Drop` walks any remaining parent chain iteratively, so depth never grows the stack.
-//  7. A `Gate` node (grace periods) is attached shielded; effective-deadline lookups pass through
-//     it while it has no deadline of its own, and stop at it once draining set one (that deadline
-//     already includes every enclosing bound).
-//  8. `live` counts live structure inside the node's body (nested nurseries, running scopes,
-//     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
-//     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
-//     not a recursion.
+//! The cancel tree: how a cancellation travels.
+//!
+//! `CancelScope`, nurseries and children decide *where* a cancellation starts; this file decides how
+//! it reaches everything below. Every nursery (three nodes: nursery, body, children group) and
+//! cleanup owns a `Node`. Scopes and children get theirs lazily: a scope whose body completes on
+//! its first poll never needs one (`context.rs`), and a spawned or borrowing child lives in its
+//! nursery's roster until something inside it, or its handle, needs a node (`roster.rs`).
+//!
+//! Invariants
+//!
+//!  1. `cancelled` (the cached "effectively cancelled" bit) equals
+//!     `own_reason.is_some() || (!shield && parent.cancelled)` whenever no update is in flight.
+//!     Every update that flips a node's bit visits that node's children afterwards (`propagate`),
+//!     and a visit recomputes the formula from the parent's *current* bit, so concurrent updates
+//!     converge. Checking "am I cancelled?" is therefore one atomic load.
+//!  2. A reason is written once (`SetOnce`): the first reason wins. A node's own cancellation is
+//!     permanent; only shields can clear an inherited bit.
+//!  3. Lock order: a node's lock may be taken while holding its parent's lock (attach), never the
+//!     other way round, and never two siblings at once. Propagation holds one lock at a time.
+//!  4. No user code runs under a node lock: wakers are taken under the lock (or from an
+//!     `AtomicWaker`) and woken after it is released; reasons are rendered by callers beforehand.
+//!  5. Flags before wakers: a canceller stores `cancelled` (and `live`) before it wakes; an owner
+//!     registers its waker before it reads them. No wakeup is lost across threads.
+//!  6. While attached, a child holds its parent strongly and the parent holds the child strongly;
+//!     `detach` breaks both links when the owner ends, so finished scopes never form chains.
+//!     `Drop` walks any remaining parent chain iteratively, so depth never grows the stack.
+//!  7. A `Gate` node (grace periods) is attached shielded; effective-deadline lookups pass through
+//!     it while it has no deadline of its own, and stop at it once draining set one (that deadline
+//!     already includes every enclosing bound).
+//!  8. `live` counts live structure inside the node's body (nested nurseries, running scopes,
+//!     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
+//!     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
+//!     not a recursion.
 
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{OnceLock, PoisonError};
+use std::sync::{OnceLock, PoisonError, Weak};
 use std::task::Waker;
 
 use slab::Slab;
@@ -42,10 +42,25 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::reason::CancelReason;
-use crate::child::roster::RosterLink;
 use crate::sync::{
     arc_into_inner, Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard, SetOnce,
 };
+
+/// The children of a children group that have no node of their own (a nursery's roster): the
+/// group wakes them when it is cancelled, and rendering lists them. The node holds them weakly
+/// (the roster holds the group strongly), and only as this trait, so the tree does not depend on
+/// the folder that builds children on top of it.
+pub(crate) trait GroupMembers: Send + Sync {
+    /// Wakes every member without a node (the group was cancelled).
+    fn wake_all(&self);
+    /// The running members for rendering: (name, node if made).
+    fn running(&self) -> Vec<RunningMember>;
+    /// The public reason of a running member without a node (rendering).
+    fn lazy_reason(&self) -> Option<CancelReason>;
+}
+
+/// A running member as rendering sees it: its name, and its node if it has one.
+pub(crate) type RunningMember = (Option<Arc<str>>, Option<Arc<Node>>);
 
 /// What owns a node; used for absorbing decisions, reasons and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +100,8 @@ pub(crate) struct Node {
     grace: OnceLock<(std::time::Duration, Arc<Node>)>,
     /// A token for the parent, held after the owner was dropped with live structure left.
     stashed: Mutex<Option<LiveToken>>,
-    /// A nursery's children group: the roster whose children (without nodes) it wakes.
-    roster: OnceLock<RosterLink>,
+    /// A nursery's children group: the members (children without nodes) it wakes.
+    members: OnceLock<Weak<dyn GroupMembers>>,
     inner: Mutex<Inner>,
 }
 
@@ -125,7 +140,7 @@ impl Node {
             token: OnceLock::new(),
             grace: OnceLock::new(),
             stashed: Mutex::new(None),
-            roster: OnceLock::new(),
+            members: OnceLock::new(),
             inner: Mutex::new(Inner {
                 parent: None,
                 key_in_parent: 0,
@@ -158,14 +173,14 @@ impl Node {
             .collect()
     }
 
-    /// Makes this (children group) node wake `roster`'s children when it is cancelled.
-    pub(crate) fn set_roster(&self, roster: RosterLink) {
-        let _ = self.roster.set(roster);
+    /// Makes this (children group) node wake `members` when it is cancelled.
+    pub(crate) fn set_members(&self, members: Weak<dyn GroupMembers>) {
+        let _ = self.members.set(members);
     }
 
-    /// The roster of a children group node.
-    pub(crate) fn roster(&self) -> Option<Arc<crate::child::roster::Roster>> {
-        self.roster.get().and_then(std::sync::Weak::upgrade)
+    /// The members of a children group node (a nursery's roster), while it lives.
+    pub(crate) fn members(&self) -> Option<Arc<dyn GroupMembers>> {
+        self.members.get().and_then(Weak::upgrade)
     }
 
     /// For a grace scope: its gate, whose deadline is set once the drain started.
@@ -388,7 +403,7 @@ impl Node {
         } else {
             self.parent().and_then(|p| p.deadline_bound())
         };
-        let hard_at = earliest_of(own_end, bound);
+        let hard_at = own_end.into_iter().chain(bound).min();
         let mut inner = lock(&gate.inner);
         if inner.deadline.is_none() {
             inner.deadline = hard_at;
@@ -405,44 +420,39 @@ impl Node {
     /// Effective deadline: the earliest deadline up to and including the nearest shield; a
     /// cancelled node's deadline has already passed (`now`).
     pub(crate) fn effective_deadline(self: &Arc<Self>, now: Instant) -> Option<Instant> {
-        let mut earliest: Option<Instant> = None;
-        let mut node = Arc::clone(self);
-        loop {
-            if node.is_cancelled() {
-                return Some(now);
-            }
-            let (deadline, stop, parent) = node.deadline_step();
-            earliest = earliest_of(earliest, deadline);
-            match parent {
-                Some(p) if !stop => node = p,
-                _ => return earliest,
-            }
-        }
+        self.walk_deadlines(Some(now))
     }
 
     /// The earliest deadline from this node up to the nearest shield, ignoring cancellation: the
     /// bound a grace period may not outlive.
     pub(crate) fn deadline_bound(self: &Arc<Self>) -> Option<Instant> {
+        self.walk_deadlines(None)
+    }
+
+    /// The earliest deadline from this node up to the nearest shield (a gate stops the walk once
+    /// it has a deadline, invariant 7). With `cancelled_at`, a cancelled node on the way ends the
+    /// walk with that instant (its deadline has passed).
+    fn walk_deadlines(self: &Arc<Self>, cancelled_at: Option<Instant>) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut node = Arc::clone(self);
         loop {
-            let (deadline, stop, parent) = node.deadline_step();
-            earliest = earliest_of(earliest, deadline);
+            if let Some(now) = cancelled_at.filter(|_| node.is_cancelled()) {
+                return Some(now);
+            }
+            let (deadline, stop, parent) = {
+                let inner = lock(&node.inner);
+                let stop = match node.kind {
+                    NodeKind::Gate => inner.deadline.is_some(),
+                    _ => inner.shield,
+                };
+                (inner.deadline, stop, inner.parent.clone())
+            };
+            earliest = earliest.into_iter().chain(deadline).min();
             match parent {
                 Some(p) if !stop => node = p,
                 _ => return earliest,
             }
         }
-    }
-
-    /// This node's deadline, whether a deadline walk stops here (invariant 7), and the parent.
-    fn deadline_step(&self) -> (Option<Instant>, bool, Option<Arc<Node>>) {
-        let inner = lock(&self.inner);
-        let stop = match self.kind {
-            NodeKind::Gate => inner.deadline.is_some(),
-            _ => inner.shield,
-        };
-        (inner.deadline, stop, inner.parent.clone())
     }
 
     /// Recomputes the bit of this node and, transitively, of every descendant whose bit changes
@@ -482,8 +492,8 @@ impl Node {
                 }
                 node.owner.wake();
                 node.waiters.notify_waiters();
-                if let Some(roster) = node.roster() {
-                    roster.wake_all();
+                if let Some(members) = node.members() {
+                    members.wake_all();
                 }
             }
         }
@@ -511,13 +521,6 @@ impl Node {
             let token = lock(&self.stashed).take();
             drop(token);
         }
-    }
-}
-
-pub(crate) fn earliest_of(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -584,162 +587,5 @@ impl Drop for LiveToken {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    fn chain(depth: usize) -> Vec<Arc<Node>> {
-        let mut nodes: Vec<Arc<Node>> = Vec::with_capacity(depth);
-        for _ in 0..depth {
-            let node = Node::new(NodeKind::Scope, None);
-            node.attach(nodes.last());
-            nodes.push(node);
-        }
-        nodes
-    }
-
-    #[test]
-    fn cancel_reaches_every_descendant_once() {
-        let nodes = chain(5);
-        assert!(nodes[1].cancel(CancelReason::explicit(None)));
-        assert!(!nodes[0].is_cancelled());
-        assert!(nodes[1..].iter().all(|n| n.is_cancelled()));
-        assert!(
-            !nodes[1].cancel(CancelReason::Deadline),
-            "first reason wins"
-        );
-        assert!(nodes[1].own_reason().unwrap().is_explicit());
-        let inherited = nodes[4].public_reason().unwrap();
-        assert!(matches!(inherited, CancelReason::ParentCancelled(_)));
-        assert!(inherited.origin().is_explicit());
-    }
-
-    #[test]
-    fn shield_blocks_and_unshield_delivers() {
-        let nodes = chain(4);
-        nodes[2].set_shield(true);
-        nodes[0].cancel(CancelReason::Deadline);
-        assert!(nodes[1].is_cancelled());
-        assert!(!nodes[2].is_cancelled() && !nodes[3].is_cancelled());
-        nodes[2].set_shield(false);
-        assert!(nodes[2].is_cancelled() && nodes[3].is_cancelled());
-        nodes[2].set_shield(true);
-        assert!(!nodes[2].is_cancelled() && !nodes[3].is_cancelled());
-        nodes[3].cancel(CancelReason::explicit(None));
-        nodes[2].set_shield(false);
-        assert!(nodes[3].is_cancelled());
-    }
-
-    #[test]
-    fn attach_under_cancelled_parent_inherits() {
-        let root = Node::new(NodeKind::Scope, None);
-        root.attach(None);
-        root.cancel(CancelReason::Deadline);
-        let child = Node::new(NodeKind::Child, None);
-        child.attach(Some(&root));
-        assert!(child.is_cancelled());
-        let shielded = Node::new(NodeKind::Scope, None);
-        shielded.init_shield(true);
-        shielded.attach(Some(&root));
-        assert!(!shielded.is_cancelled());
-    }
-
-    #[test]
-    fn deep_chain_cancels_and_drops_without_recursion() {
-        let depth = 200_000;
-        let nodes = chain(depth);
-        nodes[0].cancel(CancelReason::Deadline);
-        assert!(nodes[depth - 1].is_cancelled());
-        // Drop from the root end so each parent is still referenced by its child's link.
-        let last = nodes.last().cloned();
-        drop(nodes);
-        drop(last);
-    }
-
-    #[test]
-    fn effective_deadline_stops_at_shield() {
-        let nodes = chain(3);
-        let now = Instant::now();
-        let later = now + std::time::Duration::from_secs(10);
-        let earlier = now + std::time::Duration::from_secs(5);
-        nodes[0].set_deadline(Some(earlier));
-        nodes[2].set_deadline(Some(later));
-        assert_eq!(nodes[2].effective_deadline(now), Some(earlier));
-        nodes[2].set_shield(true);
-        assert_eq!(nodes[2].effective_deadline(now), Some(later));
-        nodes[2].cancel(CancelReason::Deadline);
-        assert_eq!(nodes[2].effective_deadline(now), Some(now));
-    }
-
-    #[test]
-    fn live_tokens_wake_and_release_stash_iteratively() {
-        let nodes = chain(10_000);
-        // Every node keeps a token on its parent, then is "dropped" with live structure inside.
-        let leaf_token = LiveToken::new(nodes.last().unwrap());
-        for pair in nodes.windows(2).rev() {
-            pair[1].stash_parent_token(LiveToken::new(&pair[0]));
-        }
-        assert_eq!(nodes[0].live(), 1);
-        drop(leaf_token);
-        assert!(nodes.iter().all(|n| n.live() == 0));
-    }
-
-    /// Recomputes invariant 1 from scratch for `nodes` (all quiescent).
-    fn formula_holds(nodes: &[Arc<Node>]) -> bool {
-        nodes.iter().all(|n| {
-            let inner = lock(&n.inner);
-            let expected = n.own_reason.get().is_some()
-                || (!inner.shield && inner.parent.as_ref().is_some_and(|p| p.is_cancelled()));
-            n.is_cancelled() == expected
-        })
-    }
-
-    #[test]
-    fn racing_cancels_shields_and_attaches_converge() {
-        use std::sync::Barrier;
-        for round in 0..200u64 {
-            // A small tree: 0 is the root, node i hangs under (i - 1) / 2.
-            let mut nodes: Vec<Arc<Node>> = Vec::new();
-            for i in 0..15usize {
-                let node = Node::new(NodeKind::Scope, None);
-                node.attach(if i == 0 {
-                    None
-                } else {
-                    Some(&nodes[(i - 1) / 2])
-                });
-                nodes.push(node);
-            }
-            let barrier = Arc::new(Barrier::new(4));
-            let late: Vec<Arc<Node>> = (0..8).map(|_| Node::new(NodeKind::Child, None)).collect();
-            std::thread::scope(|s| {
-                let (nodes, late) = (&nodes, &late);
-                let b = barrier.clone();
-                s.spawn(move || {
-                    b.wait();
-                    nodes[(round % 7) as usize].cancel(CancelReason::Deadline);
-                });
-                let b = barrier.clone();
-                s.spawn(move || {
-                    b.wait();
-                    for i in [1usize, 2, 5] {
-                        nodes[i].set_shield(true);
-                    }
-                    nodes[2].set_shield(false);
-                });
-                let b = barrier.clone();
-                s.spawn(move || {
-                    b.wait();
-                    for (i, node) in late.iter().enumerate() {
-                        node.attach(Some(&nodes[7 + i]));
-                    }
-                });
-                barrier.wait();
-                nodes[0].cancel(CancelReason::explicit(None));
-            });
-            let all: Vec<Arc<Node>> = nodes.iter().chain(late.iter()).cloned().collect();
-            assert!(
-                formula_holds(&all),
-                "round {round}: cached bits disagree with the formula"
-            );
-        }
-    }
-}
+#[path = "tree_tests.rs"]
+mod tests;

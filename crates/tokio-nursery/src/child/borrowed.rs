@@ -1,11 +1,11 @@
-// Borrowing children: futures polled inside the nursery's own task, so they may borrow from the
-// caller's stack (`'env`) — the safe corner of the scoped-task trilemma: no parallelism, no
-// `'static` bound, no `unsafe`.
-//
-// Handles push new children into `incoming` (any clone of the body's `Nursery` may, including a
-// borrowing child itself); the nursery future moves them into its `FuturesUnordered` on its next
-// poll and polls them there. Each child is wrapped in the same `ChildTask` runner as a spawned
-// child, so failure, cancellation, panic and membership rules are identical.
+//! Borrowing children: futures polled inside the nursery's own task, so they may borrow from the
+//! caller's stack (`'env`) — the safe corner of the scoped-task trilemma: no parallelism, no
+//! `'static` bound, no `unsafe`.
+//!
+//! Handles push new children into `incoming` (any clone of the body's `Nursery` may, including a
+//! borrowing child itself); the nursery future moves them into its `FuturesUnordered` on its next
+//! poll and polls them there. Each child is wrapped in the same `ChildTask` runner as a spawned
+//! child, so failure, cancellation, panic and membership rules are identical.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,8 +1,8 @@
-// A child of a nursery as its spawner sees it: `ChildHandle`, and how a child joins (`prepare`,
-// `spawn`). A spawned child is its own tokio task with a slot in the nursery's roster
-// (`roster.rs`); it gets a node in the cancel tree only when it needs one. `start` children have
-// a node from the beginning (it moves from the caller's scope). The task itself is in
-// `runner.rs`.
+//! A child of a nursery as its spawner sees it: `ChildHandle`, and how a child joins (`prepare`,
+//! `spawn`). A spawned child is its own tokio task with a slot in the nursery's roster
+//! (`roster.rs`); it gets a node in the cancel tree only when it needs one. `start` children have
+//! a node from the beginning (it moves from the caller's scope). The task itself is in
+//! `runner.rs`.
 
 use std::any::Any;
 use std::future::Future;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::cancel::reason::CancelReason;
 use crate::cancel::tree::Node;
 use crate::child::join::{Join, ValueSlot};
+use crate::child::link::{HandleLink, SlotHandle};
 use crate::child::roster::SlotRef;
 use crate::child::runner::{ready_task, TaskLink};
 use crate::child::runner::{ChildTask, PreStart};
@@ -45,53 +46,6 @@ pub struct ChildHandle<T = ()> {
     /// `Send + Sync + Clone` whatever `T` is.
     value: Option<Arc<dyn Any + Send + Sync>>,
     _value: PhantomData<fn() -> T>,
-}
-
-/// What a handle refers to: a roster slot (spawned and borrowing children), or nothing (a child
-/// refused by a closed nursery: finished, never cancelled).
-#[derive(Clone)]
-pub(crate) enum HandleLink {
-    Slot(SlotHandle),
-    Rejected(Option<Arc<str>>),
-}
-
-/// A counted reference to a roster slot (the slot stays while handles refer to it).
-pub(crate) struct SlotHandle {
-    slot: SlotRef,
-    name: Option<Arc<str>>,
-}
-
-impl Clone for SlotHandle {
-    fn clone(&self) -> Self {
-        self.slot.roster.retain(self.slot.key);
-        SlotHandle {
-            slot: self.slot.clone(),
-            name: self.name.clone(),
-        }
-    }
-}
-
-impl Drop for SlotHandle {
-    fn drop(&mut self) {
-        self.slot.roster.release(self.slot.key);
-    }
-}
-
-impl HandleLink {
-    /// (cancelled, public reason, finished).
-    pub(crate) fn status(&self) -> (bool, Option<CancelReason>, bool) {
-        match self {
-            HandleLink::Slot(h) => h.slot.roster.status(h.slot.key),
-            HandleLink::Rejected(_) => (false, None, true),
-        }
-    }
-
-    fn name(&self) -> Option<&Arc<str>> {
-        match self {
-            HandleLink::Slot(h) => h.name.as_ref(),
-            HandleLink::Rejected(name) => name.as_ref(),
-        }
-    }
 }
 
 impl<T> Clone for ChildHandle<T> {

@@ -1,6 +1,6 @@
-// Children that return a value: `spawn_returning` wraps the child's future so its `Ok` value
-// lands in a slot that `ChildHandle::join` awaits. Errors still go to the nursery (that is what
-// cancels the siblings); the handle only learns that there is no value, and why.
+//! Children that return a value: `spawn_returning` wraps the child's future so its `Ok` value
+//! lands in a slot that `ChildHandle::join` awaits. Errors still go to the nursery (that is what
+//! cancels the siblings); the handle only learns that there is no value, and why.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 
 use crate::cancel::reason::CancelReason;
-use crate::child::handle::HandleLink;
+use crate::child::link::HandleLink;
 
 /// Why [`ChildHandle::join`](crate::ChildHandle::join) has no value: the child did not complete
 /// successfully. Its error or panic went to the nursery, which reports it.

@@ -1,28 +1,28 @@
-// The roster: one slot per spawned or borrowing child of a nursery, kept by the nursery's
-// children group, so that a child costs no node of its own until it needs one.
-//
-// A child needs a node (a place in the cancel tree) only when something must hang below it (a
-// scope or nursery inside it, a deadline lookup) or when it is cancelled on its own through its
-// `ChildHandle`. Until then, "is this child cancelled?" is "is the group cancelled?", and the
-// group's cancellation reaches it through the waker in its slot.
-//
-// Invariants
-//
-//  1. A slot is occupied from `enroll` until the child has left (`leave`) *and* no handle refers
-//     to it (`handles == 0`). Keys are never reused while a handle holds one.
-//  2. A slot's node, once made, is attached under the group and stays the child's node until the
-//     child leaves; `leave` detaches it and freezes what handles report (`Ended`).
-//  3. Wakeups (tree invariant 5): a child stores its waker in its slot (under the roster lock)
-//     *before* it reads the group's bit; the group's propagation stores the bit *before* it
-//     takes the wakers (`wake_all`, under the same lock). A node made by a handle gets the slot's
-//     waker as its owner before it is cancelled, and a child that finds a node made for it
-//     registers the slot's waker on it before reading the node's bit; `singled` is raised before
-//     the node is made, so one of the two always sees the other.
-//  4. `singled` only grows: it counts nodes made from outside the child (by a handle), so a lazy
-//     child checks its slot under the lock only once some child was singled out.
-//
-// Lock order: the roster lock may be held while a node lock is taken (`make_node` attaches under
-// the group), never the other way round: the tree calls `wake_all` after releasing its locks.
+//! The roster: one slot per spawned or borrowing child of a nursery, kept by the nursery's
+//! children group, so that a child costs no node of its own until it needs one.
+//!
+//! A child needs a node (a place in the cancel tree) only when something must hang below it (a
+//! scope or nursery inside it, a deadline lookup) or when it is cancelled on its own through its
+//! `ChildHandle`. Until then, "is this child cancelled?" is "is the group cancelled?", and the
+//! group's cancellation reaches it through the waker in its slot.
+//!
+//! Invariants
+//!
+//!  1. A slot is occupied from `enroll` until the child has left (`leave`) *and* no handle refers
+//!     to it (`handles == 0`). Keys are never reused while a handle holds one.
+//!  2. A slot's node, once made, is attached under the group and stays the child's node until the
+//!     child leaves; `leave` detaches it and freezes what handles report (`Ended`).
+//!  3. Wakeups (tree invariant 5): a child stores its waker in its slot (under the roster lock)
+//!     *before* it reads the group's bit; the group's propagation stores the bit *before* it
+//!     takes the wakers (`wake_all`, under the same lock). A node made by a handle gets the slot's
+//!     waker as its owner before it is cancelled, and a child that finds a node made for it
+//!     registers the slot's waker on it before reading the node's bit; `singled` is raised before
+//!     the node is made, so one of the two always sees the other.
+//!  4. `singled` only grows: it counts nodes made from outside the child (by a handle), so a lazy
+//!     child checks its slot under the lock only once some child was singled out.
+//!
+//! Lock order: the roster lock may be held while a node lock is taken (`make_node` attaches under
+//! the group), never the other way round: the tree calls `wake_all` after releasing its locks.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{PoisonError, Weak};
@@ -31,7 +31,7 @@ use std::task::Waker;
 use slab::Slab;
 
 use crate::cancel::reason::CancelReason;
-use crate::cancel::tree::{Node, NodeKind};
+use crate::cancel::tree::{GroupMembers, Node, NodeKind, RunningMember};
 use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard};
 
 pub(crate) struct Roster {
@@ -115,7 +115,8 @@ impl Roster {
             slots: Mutex::new(Slab::new()),
             singled: AtomicUsize::new(0),
         });
-        roster.group.set_roster(Arc::downgrade(&roster));
+        let members: Weak<Roster> = Arc::downgrade(&roster);
+        roster.group.set_members(members);
         roster
     }
 
@@ -215,18 +216,6 @@ impl Roster {
         node.cancel(reason);
     }
 
-    /// Wakes every child without a node (the group was cancelled).
-    pub(crate) fn wake_all(&self) {
-        let wakers: Vec<Waker> = self
-            .slots()
-            .iter_mut()
-            .filter_map(|(_, slot)| slot.waker.take())
-            .collect();
-        for waker in wakers {
-            waker.wake();
-        }
-    }
-
     /// The child left the nursery: freeze what handles report, detach its node.
     pub(crate) fn leave(&self, key: usize) {
         let node = {
@@ -294,9 +283,23 @@ impl Roster {
         let view = node.as_deref().map_or_else(|| self.group_view(), Ended::of);
         (view.cancelled, view.reason, false)
     }
+}
+
+impl GroupMembers for Roster {
+    /// Wakes every child without a node (the group was cancelled).
+    fn wake_all(&self) {
+        let wakers: Vec<Waker> = self
+            .slots()
+            .iter_mut()
+            .filter_map(|(_, slot)| slot.waker.take())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
 
     /// The running children for rendering: (name, node if made).
-    pub(crate) fn running(&self) -> Vec<RunningChild> {
+    fn running(&self) -> Vec<RunningMember> {
         self.slots()
             .iter()
             .filter(|(_, slot)| slot.ended().is_none())
@@ -305,7 +308,7 @@ impl Roster {
     }
 
     /// The public reason of a running child without a node (rendering).
-    pub(crate) fn lazy_reason(&self) -> Option<CancelReason> {
+    fn lazy_reason(&self) -> Option<CancelReason> {
         self.group_view().reason
     }
 }
@@ -316,9 +319,3 @@ impl SlotRef {
         self.roster.lazy_cancelled(self.key).0
     }
 }
-
-/// A running child as rendering sees it: its name, and its node if it has one.
-pub(crate) type RunningChild = (Option<Arc<str>>, Option<Arc<Node>>);
-
-/// A weak link from a group node to its roster (the roster holds the group strongly).
-pub(crate) type RosterLink = Weak<Roster>;

@@ -1,11 +1,13 @@
-// The task that drives one child, spawned or borrowing: `ChildTask`.
-//
-// States (same shape as a scope's `Run`):
-//   Running   - the child's future is polled under the child's node (or lazily, as its slot).
-//   Unwinding - the child is cancelled; the future is polled only while live structure remains
-//               inside it, then dropped.
-//   Draining  - the future is gone; waiting for orphans adopted by the child's node.
-//   Done      - the child left the nursery.
+//! The task that drives one child, spawned or borrowing: `ChildTask`.
+//!
+//! States (same shape as a scope's `Run`), when each is entered and where it can go next:
+//!   Running   - the child's future is polled under the child's node (or lazily, as its slot).
+//!               Next: `Unwinding` once the child is cancelled, `Draining` once it finished.
+//!   Unwinding - the child is cancelled; the future is polled only while live structure remains
+//!               inside it, then dropped. Next: `Draining` (finished, or dropped).
+//!   Draining  - the future is gone; waiting for orphans adopted by the child's node. Next:
+//!               `Done`.
+//!   Done      - the child left the nursery. Final.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -208,7 +210,7 @@ where
 }
 
 /// Drives one child: its state machine is shared by spawned and borrowing children.
-#[pin_project(PinnedDrop)]
+#[pin_project(PinnedDrop, project = ChildTaskProj)]
 pub(crate) struct ChildTask<E, F>
 where
     E: std::fmt::Display + Send + 'static,
@@ -245,102 +247,147 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        let _entered = this.span.as_deref().map(tracing::Span::enter);
-        loop {
-            match *this.state {
-                State::Running | State::Unwinding => {
-                    // A running child registers after its poll (below), so a child that completes
-                    // on its first poll never clones its waker; an unwinding one registers first,
-                    // since it then waits on the node's live count.
-                    if *this.state == State::Unwinding {
-                        this.link.register(&this.core.roster, cx.waker());
-                    }
-                    if this.link.is_cancelled(&this.core.roster) {
-                        *this.state = State::Unwinding;
-                    }
-                    let unwinding = *this.state == State::Unwinding;
-                    if unwinding && this.link.live() == 0 {
-                        let mut fut = this.fut.as_mut();
-                        if let Err(payload) = panic::catch(|| fut.set(None)) {
-                            this.core.record_panic(
-                                payload,
-                                Source::Child(this.link.name(&this.core.roster)),
-                            );
-                        }
-                        this.core.mark_cancelled_inside();
-                        *this.dropped_by_cancel = true;
-                        tracing::debug!(reason = %reason_text(this.link, &this.core.roster), "child dropped by cancellation");
-                        *this.state = State::Draining;
-                        continue;
-                    }
-                    let fut = this
-                        .fut
-                        .as_mut()
-                        .as_pin_mut()
-                        .expect("running child has a future");
-                    let link = &mut *this.link;
-                    let roster = &this.core.roster;
-                    let polled = panic::catch(|| link.enter(roster, || fut.poll(cx)));
-                    let source = || Source::Child(this.link.name(&this.core.roster));
-                    match polled {
-                        Ok(Poll::Pending) => {
-                            // Register, then re-check (invariant 5 of the tree): a cancel that
-                            // landed during the poll is seen here or wakes us.
-                            this.link.register(&this.core.roster, cx.waker());
-                            if this.link.is_cancelled(&this.core.roster) {
-                                *this.state = State::Unwinding;
-                                if this.link.live() == 0 {
-                                    continue;
-                                }
-                            }
-                            return Poll::Pending;
-                        }
-                        Ok(Poll::Ready(Ok(_value))) => {}
-                        Ok(Poll::Ready(Err(error))) => {
-                            let error = match this.pre_start {
-                                Some(pre_start) => pre_start.failed(error),
-                                None => Some(error),
-                            };
-                            if let Some(error) = error {
-                                this.core.fail_member(error, source());
-                            }
-                        }
-                        Err(payload) => {
-                            let payload = match this.pre_start {
-                                Some(pre_start) => pre_start.panicked(payload),
-                                None => Some(payload),
-                            };
-                            if let Some(payload) = payload {
-                                this.core.record_panic(payload, source());
-                            }
-                        }
-                    }
-                    let mut fut = this.fut.as_mut();
-                    if let Err(payload) = panic::catch(|| fut.set(None)) {
-                        this.core.record_panic(payload, source());
-                    }
-                    *this.state = State::Draining;
+        // Taken out for the poll (a move of the box, nothing more), so the steps can take
+        // `this` mutably while the span is entered.
+        let span = this.span.take();
+        let entered = span.as_deref().map(tracing::Span::enter);
+        let polled = loop {
+            let step = match *this.state {
+                State::Running | State::Unwinding => poll_child(&mut this, cx),
+                State::Draining => transition_to_left(&mut this, cx),
+                State::Done => Step::Ready,
+            };
+            match step {
+                Step::Next => {}
+                Step::Pending => break Poll::Pending,
+                Step::Ready => break Poll::Ready(()),
+            }
+        };
+        drop(entered);
+        *this.span = span;
+        polled
+    }
+}
+
+/// What one state's step of the runner's `poll` decided.
+#[must_use = "a step says whether `poll` goes on, suspends or returns"]
+enum Step {
+    /// The state changed: run the new state's step.
+    Next,
+    /// Suspend; a waker is registered.
+    Pending,
+    /// The child left the nursery (`Done`).
+    Ready,
+}
+
+type This<'a, E, F> = ChildTaskProj<'a, E, F>;
+
+/// `Running` -> `Unwinding` (cancelled) -> `Draining` (the future finished, or, unwinding,
+/// nothing live is left inside it and it is dropped: `transition_to_dropped`).
+fn poll_child<E, T, F>(this: &mut This<'_, E, F>, cx: &mut Context<'_>) -> Step
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    // A running child registers after its poll (below), so a child that completes on its first
+    // poll never clones its waker; an unwinding one registers first, since it then waits on the
+    // node's live count.
+    if *this.state == State::Unwinding {
+        this.link.register(&this.core.roster, cx.waker());
+    }
+    if this.link.is_cancelled(&this.core.roster) {
+        *this.state = State::Unwinding;
+    }
+    if *this.state == State::Unwinding && this.link.live() == 0 {
+        return transition_to_dropped(this);
+    }
+    let fut = this
+        .fut
+        .as_mut()
+        .as_pin_mut()
+        .expect("running child has a future");
+    let link = &mut *this.link;
+    let roster = &this.core.roster;
+    let polled = panic::catch(|| link.enter(roster, || fut.poll(cx)));
+    let source = || Source::Child(this.link.name(&this.core.roster));
+    match polled {
+        Ok(Poll::Pending) => {
+            // Register, then re-check (invariant 5 of the tree): a cancel that landed during
+            // the poll is seen here or wakes us.
+            this.link.register(&this.core.roster, cx.waker());
+            if this.link.is_cancelled(&this.core.roster) {
+                *this.state = State::Unwinding;
+                if this.link.live() == 0 {
+                    return Step::Next;
                 }
-                State::Draining => {
-                    // Only a child with a node can have orphans to wait for.
-                    if this.link.node().is_some() {
-                        this.link.register(&this.core.roster, cx.waker());
-                        if this.link.live() > 0 {
-                            return Poll::Pending;
-                        }
-                    }
-                    *this.state = State::Done;
-                    this.link.leave(&this.core.roster);
-                    if let Some(pre_start) = this.pre_start.take() {
-                        pre_start.ended(*this.dropped_by_cancel);
-                    }
-                    this.core.leave();
-                    return Poll::Ready(());
-                }
-                State::Done => return Poll::Ready(()),
+            }
+            return Step::Pending;
+        }
+        Ok(Poll::Ready(Ok(_value))) => {}
+        Ok(Poll::Ready(Err(error))) => {
+            let error = match this.pre_start {
+                Some(pre_start) => pre_start.failed(error),
+                None => Some(error),
+            };
+            if let Some(error) = error {
+                this.core.fail_member(error, source());
+            }
+        }
+        Err(payload) => {
+            let payload = match this.pre_start {
+                Some(pre_start) => pre_start.panicked(payload),
+                None => Some(payload),
+            };
+            if let Some(payload) = payload {
+                this.core.record_panic(payload, source());
             }
         }
     }
+    let mut fut = this.fut.as_mut();
+    if let Err(payload) = panic::catch(|| fut.set(None)) {
+        this.core.record_panic(payload, source());
+    }
+    *this.state = State::Draining;
+    Step::Next
+}
+
+/// `Unwinding` -> `Draining`: nothing live is left inside the cancelled child; its future is
+/// dropped.
+fn transition_to_dropped<E, F>(this: &mut This<'_, E, F>) -> Step
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    let mut fut = this.fut.as_mut();
+    if let Err(payload) = panic::catch(|| fut.set(None)) {
+        this.core
+            .record_panic(payload, Source::Child(this.link.name(&this.core.roster)));
+    }
+    this.core.mark_cancelled_inside();
+    *this.dropped_by_cancel = true;
+    tracing::debug!(reason = %reason_text(this.link, &this.core.roster), "child dropped by cancellation");
+    *this.state = State::Draining;
+    Step::Next
+}
+
+/// `Draining` -> `Done` once no orphan adopted by the child's node is left: the child leaves.
+fn transition_to_left<E, F>(this: &mut This<'_, E, F>, cx: &mut Context<'_>) -> Step
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    // Only a child with a node can have orphans to wait for.
+    if this.link.node().is_some() {
+        this.link.register(&this.core.roster, cx.waker());
+        if this.link.live() > 0 {
+            return Step::Pending;
+        }
+    }
+    *this.state = State::Done;
+    this.link.leave(&this.core.roster);
+    if let Some(pre_start) = this.pre_start.take() {
+        pre_start.ended(*this.dropped_by_cancel);
+    }
+    this.core.leave();
+    Step::Ready
 }
 
 #[pinned_drop]

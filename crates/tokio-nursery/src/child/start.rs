@@ -1,22 +1,22 @@
-// `start` (trio's `nursery.start`): run a child until it signals that it is ready, return the
-// value it signals, and leave the child running in the nursery.
-//
-// Before the signal, the child's node hangs under the *caller's* node: the caller's scopes govern
-// it, its failure comes back from `start` (the nursery is not cancelled), and the caller's scope
-// counts it as live structure through a token the slot holds. `started(v)` moves the node under
-// the nursery's children group (`Node::reparent`) and releases that token: from then on it is an
-// ordinary child. The child is a member of the nursery from the beginning, so a pending `start`
-// keeps the nursery open.
-//
-// Slot states (each written once, from `Waiting`):
-//   Waiting          - the child runs and has not signalled.
-//   Started(v)       - `started(v)` was called; the child is in the nursery.
-//   NurseryCancelled - `started(v)` was called but the nursery's children were already cancelled.
-//   Failed(e)        - the child returned `Err(e)` before signalling.
-//   Panicked(p)      - the child panicked before signalling.
-//   NotStarted       - the child returned `Ok` without signalling, or dropped its signal.
-//   ChildCancelled   - the child was dropped by cancellation (the caller's scope) before signalling.
-//   Taken            - `Start` returned the outcome.
+//! `start` (trio's `nursery.start`): run a child until it signals that it is ready, return the
+//! value it signals, and leave the child running in the nursery.
+//!
+//! Before the signal, the child's node hangs under the *caller's* node: the caller's scopes govern
+//! it, its failure comes back from `start` (the nursery is not cancelled), and the caller's scope
+//! counts it as live structure through a token the slot holds. `started(v)` moves the node under
+//! the nursery's children group (`Node::reparent`) and releases that token: from then on it is an
+//! ordinary child. The child is a member of the nursery from the beginning, so a pending `start`
+//! keeps the nursery open.
+//!
+//! Slot states (each written once, from `Waiting`):
+//!   Waiting          - the child runs and has not signalled.
+//!   Started(v)       - `started(v)` was called; the child is in the nursery.
+//!   NurseryCancelled - `started(v)` was called but the nursery's children were already cancelled.
+//!   Failed(e)        - the child returned `Err(e)` before signalling.
+//!   Panicked(p)      - the child panicked before signalling.
+//!   NotStarted       - the child returned `Ok` without signalling, or dropped its signal.
+//!   ChildCancelled   - the child was dropped by cancellation (the caller's scope) before signalling.
+//!   Taken            - `Start` returned the outcome.
 
 use std::fmt;
 use std::future::Future;

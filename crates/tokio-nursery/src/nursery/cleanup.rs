@@ -1,5 +1,5 @@
-// Running one deferred cleanup: shielded, bounded by the cleanup timeout, panics caught, the
-// outcome recorded in the nursery's core. Used by the nursery future and by its detached finisher.
+//! Running one deferred cleanup: shielded, bounded by the cleanup timeout, panics caught, the
+//! outcome recorded in the nursery's core. Used by the nursery future and by its detached finisher.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,13 +1,13 @@
-// State shared by a nursery's future, its handles, its children and its detached finisher.
-//
-// Fields and when they change:
-//   members   - 1 for the body while it runs, +1 per child from `spawn` until the child's task
-//               ends. 0 means closed: the body and every child are done. Once 0 it never rises
-//               again (`try_join` refuses), so "closed" is final.
-//   state     - failures in order, the first panic, pending cleanups, cleanup timeouts.
-//               `finalized` is set once, when the outcome is taken; after it, `fail` and `defer`
-//               are refused so nothing recorded can be lost.
-//   cancelled_inside - set when a child or the body was dropped by cancellation (rule 2).
+//! State shared by a nursery's future, its handles, its children and its detached finisher.
+//!
+//! Fields and when they change:
+//!   members   - 1 for the body while it runs, +1 per child from `spawn` until the child's task
+//!               ends. 0 means closed: the body and every child are done. Once 0 it never rises
+//!               again (`try_join` refuses), so "closed" is final.
+//!   state     - failures in order, the first panic, pending cleanups, cleanup timeouts.
+//!               `finalized` is set once, when the outcome is taken; after it, `fail` and `defer`
+//!               are refused so nothing recorded can be lost.
+//!   cancelled_inside - set when a child or the body was dropped by cancellation (rule 2).
 
 use std::fmt;
 use std::future::Future;

@@ -1,9 +1,9 @@
-// Finishing a nursery whose future was dropped by foreign code.
-//
-// Nothing can be awaited in `Drop`, so a task spawned on the runtime captured at the first poll
-// waits for the body's orphans and the children, runs the pending cleanups (shielded, bounded),
-// reports every error and panic through `tracing`, and only then releases the nursery's live
-// token: the nearest enclosing scope waits for all of it.
+//! Finishing a nursery whose future was dropped by foreign code.
+//!
+//! Nothing can be awaited in `Drop`, so a task spawned on the runtime captured at the first poll
+//! waits for the body's orphans and the children, runs the pending cleanups (shielded, bounded),
+//! reports every error and panic through `tracing`, and only then releases the nursery's live
+//! token: the nearest enclosing scope waits for all of it.
 
 use std::future::poll_fn;
 use std::sync::Arc;

@@ -1,37 +1,41 @@
-// The nursery future.
-//
-// Phases, in order (each entered once):
-//   Init          - built (the body closure was called, its future not yet polled); the
-//                   nodes are not linked to an enclosing scope yet.
-//   Body          - the body is polled under the body node.
-//   BodyUnwinding - the body node is cancelled; the body is polled only while live structure
-//                   remains inside it, then dropped.
-//   BodyDraining  - the body is gone; waiting for orphans it left (foreign-dropped structure).
-//   Children      - the body left; waiting until every child has left (the nursery is closed).
-//   Cleanups      - running deferred cleanups, last registered first, one at a time.
-//   Finish        - taking the outcome (transient, inside one poll).
-//   Parked        - cancelled from outside with something cancelled inside (rule 2; this
-//                   includes being first polled inside a cancelled scope, rule 3: the body is
-//                   then dropped without being polled): never completes.
-//   Done          - returned.
-//
-// The live token on the parent is held from the first poll until Finish (or handed to the
-// detached finisher on a foreign drop), with no gap between the last child and the cleanups.
+//! The nursery future.
+//!
+//! Phases, in order (each entered once), and where each can go next:
+//!   Init          - built (the body closure was called, its future not yet polled); the
+//!                   nodes are not linked to an enclosing scope yet. Next: `Body`.
+//!   Body          - the body is polled under the body node. Next: `BodyUnwinding` once the body
+//!                   node is cancelled, `BodyDraining` once the body returned.
+//!   BodyUnwinding - the body node is cancelled; the body is polled only while live structure
+//!                   remains inside it, then dropped. Next: `BodyDraining`.
+//!   BodyDraining  - the body is gone; waiting for orphans it left (foreign-dropped structure).
+//!                   Next: `Children`.
+//!   Children      - the body left; waiting until every child has left (the nursery is closed).
+//!                   Next: `Cleanups`.
+//!   Cleanups      - running deferred cleanups, last registered first, one at a time. Next:
+//!                   `Finish`.
+//!   Finish        - taking the outcome (transient, inside one poll). Next: `Done`, or `Parked`.
+//!   Parked        - cancelled from outside with something cancelled inside (rule 2; this
+//!                   includes being first polled inside a cancelled scope, rule 3: the body is
+//!                   then dropped without being polled): never completes. Final.
+//!   Done          - returned. Final.
+//!
+//! The live token on the parent is held from the first poll until Finish (or handed to the
+//! detached finisher on a foreign drop), with no gap between the last child and the cleanups.
 
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project::{pin_project, pinned_drop};
-use tokio::time::{Instant, Sleep};
 
 use crate::cancel::context;
 use crate::cancel::reason::CancelReason;
-use crate::cancel::run::{check_parked, drain_deadline};
+use crate::cancel::run::check_parked;
+use crate::cancel::timer::Timer;
 use crate::cancel::tree::{LiveToken, Node};
 use crate::child::borrowed::{BorrowedSet, Incoming};
 use crate::error::Errors;
@@ -95,7 +99,7 @@ impl Default for Config {
 /// assert_eq!(out.unwrap_err().all(), &["one"]);
 /// # }
 /// ```
-#[pin_project(PinnedDrop)]
+#[pin_project(PinnedDrop, project = NurseryProj)]
 #[must_use = "a nursery does nothing unless awaited"]
 pub struct NurseryAll<'env, T, E, Fut>
 where
@@ -105,8 +109,7 @@ where
     #[pin]
     body: Option<Fut>,
     /// Grace nurseries: the timer that ends the drain.
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: Option<Instant>,
+    timer: Timer,
     core: Option<Arc<Core<E>>>,
     token: Option<LiveToken>,
     value: Option<T>,
@@ -136,8 +139,7 @@ where
         NurseryAll {
             config,
             body: Some(body),
-            timer: None,
-            armed: None,
+            timer: Timer::default(),
             core: Some(core),
             token: None,
             value: None,
@@ -176,73 +178,21 @@ where
             *this.span =
                 tracing::debug_span!("nursery", name = this.config.name.as_deref().unwrap_or(""));
         }
-        let _entered = this.span.enter();
+        // A handle on the span (not a borrow of `this`): the phase steps take `this` mutably.
+        let span = this.span.clone();
+        let _entered = span.enter();
         if let Some(core) = this.core.as_ref() {
             if let (Some(scope), Some(gate)) = (&core.grace_scope, &core.gate) {
                 gate.register_owner(cx.waker());
                 if gate.deadline().is_some() {
-                    drain_deadline(this.timer, this.armed, scope, gate, cx);
+                    this.timer.drain_deadline(scope, gate, cx);
                 }
             }
         }
         loop {
-            match *this.phase {
-                Phase::Init => {
-                    // Rule 3 falls out of the body phase: first polled inside a cancelled scope,
-                    // the body node is already cancelled, so the body is dropped unpolled (and
-                    // anything spawned while it was built unwinds before the nursery parks).
-                    let parent = context::current();
-                    let core = this.core.as_ref().expect("core exists until finished");
-                    core.attach(parent.as_ref());
-                    // Rule 3 wins over a grace period: first polled inside a cancelled scope
-                    // there is nothing to drain, so the gate cancels hard at once.
-                    if let (Some(gate), Some(parent)) = (&core.gate, &parent) {
-                        if parent.is_cancelled() {
-                            let reason = parent
-                                .effective_reason()
-                                .unwrap_or_else(|| Arc::new(CancelReason::explicit(None)));
-                            gate.cancel_shared(reason);
-                        }
-                    }
-                    if core.runtime().is_none() {
-                        panic!("a nursery must be polled inside a Tokio runtime");
-                    }
-                    *this.token = LiveToken::on(parent.as_ref());
-                    *this.phase = Phase::Body;
-                }
-                Phase::Body | Phase::BodyUnwinding => {
-                    let core = this.core.as_ref().expect("core exists until finished");
-                    core.body.register_owner(cx.waker());
-                    if core.body.is_cancelled() {
-                        *this.phase = Phase::BodyUnwinding;
-                        if core.body.live() == 0 {
-                            drop_body(this.body.as_mut(), core);
-                            core.mark_cancelled_inside();
-                            *this.phase = Phase::BodyDraining;
-                            continue;
-                        }
-                    }
-                    let body = this.body.as_mut().as_pin_mut().expect("body is present");
-                    let polled = panic::catch(|| context::enter(&core.body, || body.poll(cx)));
-                    match polled {
-                        Ok(Poll::Pending) => {
-                            poll_borrowed(this.borrowed, cx);
-                            if core.body.is_cancelled() {
-                                *this.phase = Phase::BodyUnwinding;
-                                if core.body.live() == 0 {
-                                    continue;
-                                }
-                            }
-                            return Poll::Pending;
-                        }
-                        // Rule 1: a value or error reached while unwinding is kept.
-                        Ok(Poll::Ready(Ok(value))) => *this.value = Some(value),
-                        Ok(Poll::Ready(Err(error))) => core.fail_member(error, Source::Body),
-                        Err(payload) => core.record_panic(payload, Source::Body),
-                    }
-                    drop_body(this.body.as_mut(), core);
-                    *this.phase = Phase::BodyDraining;
-                }
+            let step = match *this.phase {
+                Phase::Init => transition_to_attached(&mut this),
+                Phase::Body | Phase::BodyUnwinding => poll_body(&mut this, cx),
                 Phase::BodyDraining => {
                     let core = this.core.as_ref().expect("core exists until finished");
                     poll_borrowed(this.borrowed, cx);
@@ -252,6 +202,7 @@ where
                     }
                     core.leave();
                     *this.phase = Phase::Children;
+                    Step::Next
                 }
                 Phase::Children => {
                     let core = this.core.as_ref().expect("core exists until finished");
@@ -261,59 +212,167 @@ where
                         return Poll::Pending;
                     }
                     *this.phase = Phase::Cleanups;
+                    Step::Next
                 }
-                Phase::Cleanups => {
-                    let core = this.core.as_ref().expect("core exists until finished");
-                    if this.cleanup.is_none() {
-                        match core.pop_cleanup() {
-                            Some(cleanup) => {
-                                *this.cleanup = Some(CleanupRunner::new(core, cleanup))
-                            }
-                            None => {
-                                *this.phase = Phase::Finish;
-                                continue;
-                            }
-                        }
-                    }
-                    let runner = this.cleanup.as_mut().expect("a cleanup is running");
-                    ready!(Pin::new(runner).poll(cx));
-                    *this.cleanup = None;
-                }
-                Phase::Finish => {
-                    let core = this.core.take().expect("core exists until finished");
-                    let outcome = core.finalize();
-                    // The enclosing scope: above the grace scope, if there is one.
-                    let parent = core.grace_scope.as_ref().unwrap_or(&core.nursery).parent();
-                    let cancelled_from_outside = core.nursery.is_cancelled();
-                    *this.token = None;
-                    core.detach_nodes();
-                    *this.phase = Phase::Done;
-                    if let Some(payload) = outcome.panic {
-                        report_suppressed(&core.name, &outcome.errors, "a panic takes precedence");
-                        std::panic::resume_unwind(payload);
-                    }
-                    if let Some(errors) = Errors::new(outcome.errors, outcome.cleanup_timeouts) {
-                        return Poll::Ready(Err(errors));
-                    }
-                    // Rule 2: cancelled from outside, something inside was actually cancelled:
-                    // do not complete; the absorbing scope drops this future.
-                    let value = this.value.take();
-                    match value {
-                        Some(value) if !(cancelled_from_outside && core.cancelled_inside()) => {
-                            return Poll::Ready(Ok(value));
-                        }
-                        _ => {
-                            *this.parked_under = parent;
-                            *this.phase = Phase::Parked;
-                        }
-                    }
-                }
+                Phase::Cleanups => poll_cleanups(&mut this, cx),
+                Phase::Finish => transition_to_finished(&mut this),
                 Phase::Parked => {
                     check_parked(this.parked_under.as_ref());
-                    return Poll::Pending;
+                    Step::Pending
                 }
                 Phase::Done => panic!("nursery polled after completion"),
+            };
+            match step {
+                Step::Next => {}
+                Step::Pending => return Poll::Pending,
+                Step::Ready(out) => return Poll::Ready(out),
             }
+        }
+    }
+}
+
+/// What one phase's step of [`NurseryAll::poll`] decided.
+#[must_use = "a step says whether `poll` goes on, suspends or returns"]
+enum Step<T> {
+    /// The phase changed: run the new phase's step.
+    Next,
+    /// Suspend; a waker is registered.
+    Pending,
+    /// Return this outcome; the phase is `Done`.
+    Ready(T),
+}
+
+/// The projection every phase step works on, and what it returns.
+type This<'a, 'env, T, E, Fut> = NurseryProj<'a, 'env, T, E, Fut>;
+type Outcome<T, E> = Step<Result<T, Errors<E>>>;
+
+/// `Init` -> `Body`: links the nodes under the enclosing scope and takes a live token on it.
+///
+/// Rule 3 falls out of the body phase: first polled inside a cancelled scope, the body node is
+/// already cancelled, so the body is dropped unpolled (and anything spawned while it was built
+/// unwinds before the nursery parks).
+fn transition_to_attached<T, E, Fut>(this: &mut This<'_, '_, T, E, Fut>) -> Outcome<T, E>
+where
+    E: fmt::Display + Send + 'static,
+{
+    let parent = context::current();
+    let core = this.core.as_ref().expect("core exists until finished");
+    core.attach(parent.as_ref());
+    // Rule 3 wins over a grace period: first polled inside a cancelled scope there is nothing
+    // to drain, so the gate cancels hard at once.
+    if let (Some(gate), Some(parent)) = (&core.gate, &parent) {
+        if parent.is_cancelled() {
+            let reason = parent
+                .effective_reason()
+                .unwrap_or_else(|| Arc::new(CancelReason::explicit(None)));
+            gate.cancel_shared(reason);
+        }
+    }
+    if core.runtime().is_none() {
+        panic!("a nursery must be polled inside a Tokio runtime");
+    }
+    *this.token = LiveToken::on(parent.as_ref());
+    *this.phase = Phase::Body;
+    Step::Next
+}
+
+/// `Body` -> `BodyUnwinding` (the body node is cancelled) -> `BodyDraining` (the body returned,
+/// or, unwinding, nothing live is left inside it and it is dropped).
+fn poll_body<T, E, Fut>(this: &mut This<'_, '_, T, E, Fut>, cx: &mut Context<'_>) -> Outcome<T, E>
+where
+    E: fmt::Display + Send + 'static,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let core = this.core.as_ref().expect("core exists until finished");
+    core.body.register_owner(cx.waker());
+    if core.body.is_cancelled() {
+        *this.phase = Phase::BodyUnwinding;
+        if core.body.live() == 0 {
+            drop_body(this.body.as_mut(), core);
+            core.mark_cancelled_inside();
+            *this.phase = Phase::BodyDraining;
+            return Step::Next;
+        }
+    }
+    let body = this.body.as_mut().as_pin_mut().expect("body is present");
+    let polled = panic::catch(|| context::enter(&core.body, || body.poll(cx)));
+    match polled {
+        Ok(Poll::Pending) => {
+            poll_borrowed(this.borrowed, cx);
+            if core.body.is_cancelled() {
+                *this.phase = Phase::BodyUnwinding;
+                if core.body.live() == 0 {
+                    return Step::Next;
+                }
+            }
+            return Step::Pending;
+        }
+        // Rule 1: a value or error reached while unwinding is kept.
+        Ok(Poll::Ready(Ok(value))) => *this.value = Some(value),
+        Ok(Poll::Ready(Err(error))) => core.fail_member(error, Source::Body),
+        Err(payload) => core.record_panic(payload, Source::Body),
+    }
+    drop_body(this.body.as_mut(), core);
+    *this.phase = Phase::BodyDraining;
+    Step::Next
+}
+
+/// `Cleanups` -> `Finish` once no cleanup is left; runs them one at a time, last first.
+fn poll_cleanups<T, E, Fut>(
+    this: &mut This<'_, '_, T, E, Fut>,
+    cx: &mut Context<'_>,
+) -> Outcome<T, E>
+where
+    E: fmt::Display + Send + 'static,
+{
+    let core = this.core.as_ref().expect("core exists until finished");
+    if this.cleanup.is_none() {
+        match core.pop_cleanup() {
+            Some(cleanup) => *this.cleanup = Some(CleanupRunner::new(core, cleanup)),
+            None => {
+                *this.phase = Phase::Finish;
+                return Step::Next;
+            }
+        }
+    }
+    let runner = this.cleanup.as_mut().expect("a cleanup is running");
+    if Pin::new(runner).poll(cx).is_pending() {
+        return Step::Pending;
+    }
+    *this.cleanup = None;
+    Step::Next
+}
+
+/// `Finish` -> `Done` with the outcome (or a panic resumed), or -> `Parked` (Rule 2).
+fn transition_to_finished<T, E, Fut>(this: &mut This<'_, '_, T, E, Fut>) -> Outcome<T, E>
+where
+    E: fmt::Display + Send + 'static,
+{
+    let core = this.core.take().expect("core exists until finished");
+    let outcome = core.finalize();
+    // The enclosing scope: above the grace scope, if there is one.
+    let parent = core.grace_scope.as_ref().unwrap_or(&core.nursery).parent();
+    let cancelled_from_outside = core.nursery.is_cancelled();
+    *this.token = None;
+    core.detach_nodes();
+    *this.phase = Phase::Done;
+    if let Some(payload) = outcome.panic {
+        report_suppressed(&core.name, &outcome.errors, "a panic takes precedence");
+        std::panic::resume_unwind(payload);
+    }
+    if let Some(errors) = Errors::new(outcome.errors, outcome.cleanup_timeouts) {
+        return Step::Ready(Err(errors));
+    }
+    // Rule 2: cancelled from outside, something inside was actually cancelled: do not
+    // complete; the absorbing scope drops this future.
+    match this.value.take() {
+        Some(value) if !(cancelled_from_outside && core.cancelled_inside()) => {
+            Step::Ready(Ok(value))
+        }
+        _ => {
+            *this.parked_under = parent;
+            *this.phase = Phase::Parked;
+            Step::Next
         }
     }
 }
@@ -384,7 +443,7 @@ where
     }
 }
 
-/// The future returned by [`nursery`](crate::nursery) and
+/// The future returned by [`nursery`](crate::nursery()) and
 /// [`NurseryBuilder::run`](crate::NurseryBuilder::run).
 ///
 /// Completes when the body and every child have completed and every deferred cleanup has run:

@@ -2,7 +2,7 @@
 //!
 //! `builder` opens one, `future` is the future that drives it (body, then the children, then the
 //! cleanups), `core` is the state the body's `Nursery` handle, remote `NurseryHandle`s and every
-//! child share, and `handle` is those two handles. `cleanup`, `detach` and `resource` are the
+//! child share, and `handle` (the body's `Nursery`) and `remote` (`NurseryHandle`) are those two handles. `cleanup`, `detach` and `resource` are the
 //! deferred cleanups and how they survive a drop of the nursery. Children themselves live in
 //! `crate::child`; cancellation in `crate::cancel`.
 
@@ -12,4 +12,5 @@ pub(crate) mod core;
 pub(crate) mod detach;
 pub(crate) mod future;
 pub(crate) mod handle;
+pub(crate) mod remote;
 pub(crate) mod resource;

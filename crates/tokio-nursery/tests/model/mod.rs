@@ -502,54 +502,7 @@ fn eval_scope(scope: &Scope, start: Time, env: &Env, ev: &mut Eval) -> M<Res> {
     }
     let body_cancel = match scope.grace {
         None => own.earliest(inherited),
-        Some(grace) => {
-            // §4 grace, two phases: on its own or inherited cancellation the scope drains (its
-            // inside is not cancelled), then cancels hard at +grace — or earlier, when an
-            // enclosing bound expires first (at once if it already has). A shielded scope has
-            // no enclosing bounds: enclosing scopes cannot cancel it.
-            let request = own.earliest(inherited);
-            if request.at == NEVER {
-                bounds.push(Bound::Gate {
-                    from: NEVER,
-                    hard: NEVER,
-                });
-                Cancel::NONE
-            } else {
-                let enclosing = if scope.shield {
-                    &[][..]
-                } else {
-                    &env.bounds[..]
-                };
-                let hard = request
-                    .at
-                    .saturating_add(grace)
-                    .min(drain_bound(enclosing, request.at)?);
-                if scope.shield && drain_bound(&env.bounds, request.at)? < hard {
-                    ev.known(
-                        "known disagreement: a shielded drain bounded by enclosing deadlines",
-                    )?;
-                }
-                if inherited.at > request.at && inherited.at < hard {
-                    return Err(Ambiguous(
-                        "an enclosing cancellation reaches a scope that is already draining",
-                    ));
-                }
-                if deadline.is_some_and(|d| d > request.at && d < hard) {
-                    return Err(Ambiguous(
-                        "a grace scope's own deadline passes while it drains",
-                    ));
-                }
-                bounds.push(Bound::Gate {
-                    from: request.at,
-                    hard,
-                });
-                // The end of the drain is checked by the scope before it polls its body.
-                Cancel {
-                    at: hard,
-                    firm: hard > request.at || request.firm,
-                }
-            }
-        }
+        Some(_) => grace_cancel(scope, start, own, inherited, env, &mut bounds, ev)?,
     };
     let env_in = Env {
         cancel: body_cancel,
@@ -594,6 +547,65 @@ fn eval_scope(scope: &Scope, start: Time, env: &Env, ev: &mut Eval) -> M<Res> {
     }
 }
 
+/// §4 grace, for a grace scope: what cancels its body (the hard end of its drain); pushes the
+/// drain's gate onto `bounds`.
+fn grace_cancel(
+    scope: &Scope,
+    start: Time,
+    own: Cancel,
+    inherited: Cancel,
+    env: &Env,
+    bounds: &mut Vec<Bound>,
+    ev: &mut Eval,
+) -> M<Cancel> {
+    let grace = scope.grace.expect("a grace scope");
+    let deadline = scope.deadline.map(|d| start + d);
+    // §4 grace, two phases: on its own or inherited cancellation the scope drains (its
+    // inside is not cancelled), then cancels hard at +grace — or earlier, when an
+    // enclosing bound expires first (at once if it already has). A shielded scope has
+    // no enclosing bounds: enclosing scopes cannot cancel it.
+    let request = own.earliest(inherited);
+    if request.at == NEVER {
+        bounds.push(Bound::Gate {
+            from: NEVER,
+            hard: NEVER,
+        });
+        Ok(Cancel::NONE)
+    } else {
+        let enclosing = if scope.shield {
+            &[][..]
+        } else {
+            &env.bounds[..]
+        };
+        let hard = request
+            .at
+            .saturating_add(grace)
+            .min(drain_bound(enclosing, request.at)?);
+        if scope.shield && drain_bound(&env.bounds, request.at)? < hard {
+            ev.known("known disagreement: a shielded drain bounded by enclosing deadlines")?;
+        }
+        if inherited.at > request.at && inherited.at < hard {
+            return Err(Ambiguous(
+                "an enclosing cancellation reaches a scope that is already draining",
+            ));
+        }
+        if deadline.is_some_and(|d| d > request.at && d < hard) {
+            return Err(Ambiguous(
+                "a grace scope's own deadline passes while it drains",
+            ));
+        }
+        bounds.push(Bound::Gate {
+            from: request.at,
+            hard,
+        });
+        // The end of the drain is checked by the scope before it polls its body.
+        Ok(Cancel {
+            at: hard,
+            firm: hard > request.at || request.firm,
+        })
+    }
+}
+
 /// The scope returns its cancelled outcome: `None`, or `Err(Elapsed)` for `fail_after`.
 fn absorbed(scope: &Scope, at: Time, ev: &mut Eval) -> Res {
     ev.rec.insert(scope.id, Record::Scope { at, out: None });
@@ -627,6 +639,92 @@ fn drain_bound(bounds: &[Bound], at: Time) -> M<Time> {
     Ok(bound)
 }
 
+/// §4 grace for a nursery: what its members see, a drain first, then the hard cancellation.
+fn grace_env(env: &Env, grace: Time) -> M<Env> {
+    let mut bounds = env.bounds.clone();
+    let request = env.cancel;
+    if request.at == NEVER {
+        bounds.push(Bound::Gate {
+            from: NEVER,
+            hard: NEVER,
+        });
+        Ok(Env {
+            cancel: Cancel::NONE,
+            bounds,
+        })
+    } else {
+        let hard = request
+            .at
+            .saturating_add(grace)
+            .min(drain_bound(&env.bounds, request.at)?);
+        bounds.push(Bound::Gate {
+            from: request.at,
+            hard,
+        });
+        Ok(Env {
+            cancel: Cancel {
+                at: hard,
+                firm: hard > request.at || request.firm,
+            },
+            bounds,
+        })
+    }
+}
+
+/// §3.3 cleanups, from `start` on: their failures join `failures`; the instant the last one
+/// ended, or `None` if one never ends.
+fn run_cleanups(
+    nursery: &Nursery,
+    start: Time,
+    failures: &mut Vec<(Time, Out)>,
+    ev: &mut Eval,
+) -> M<Option<Time>> {
+    let timeout = nursery.cleanup_timeout.unwrap_or(DEFAULT_CLEANUP_TIMEOUT);
+    let mut now = start;
+    for cleanup in nursery.cleanups.iter().rev() {
+        let limit = now + timeout;
+        let env_in = Env {
+            cancel: Cancel {
+                at: limit,
+                firm: true,
+            },
+            bounds: vec![Bound::Deadline(limit)],
+        };
+        let res = seq(&cleanup.body, now, &env_in, ev)?;
+        if res.end == NEVER {
+            // A shield inside the cleanup hangs: structure unwinds before the timeout can drop
+            // the cleanup (§2), so the nursery never completes.
+            ev.rec.insert(
+                cleanup.id,
+                Record::Cleanup {
+                    start: now,
+                    end: None,
+                },
+            );
+            return Ok(None);
+        }
+        let ending = match &res.out {
+            Some(Out::Ok(_)) => Ending::Done,
+            Some(Out::Err(_)) => Ending::Failed,
+            Some(Out::Panic(_)) => Ending::Panicked,
+            // Its scope absorbed its own timeout once everything inside had unwound.
+            None => Ending::Dropped,
+        };
+        if let Some(out @ (Out::Err(_) | Out::Panic(_))) = res.out {
+            failures.push((res.end, out));
+        }
+        ev.rec.insert(
+            cleanup.id,
+            Record::Cleanup {
+                start: now,
+                end: Some((res.end, ending)),
+            },
+        );
+        now = res.end;
+    }
+    Ok(Some(now))
+}
+
 /// A nursery (§3.2, §3.3, rules 1–3).
 fn eval_nursery(nursery: &Nursery, start: Time, env: &Env, ev: &mut Eval) -> M<Res> {
     // Rule 3: first polled inside a cancelled scope: the body is dropped unpolled, so nothing is
@@ -643,36 +741,7 @@ fn eval_nursery(nursery: &Nursery, start: Time, env: &Env, ev: &mut Eval) -> M<R
     // enclosing bound expires. Failures inside still cancel at once.
     let env = &match nursery.grace {
         None => env.clone(),
-        Some(grace) => {
-            let mut bounds = env.bounds.clone();
-            let request = env.cancel;
-            if request.at == NEVER {
-                bounds.push(Bound::Gate {
-                    from: NEVER,
-                    hard: NEVER,
-                });
-                Env {
-                    cancel: Cancel::NONE,
-                    bounds,
-                }
-            } else {
-                let hard = request
-                    .at
-                    .saturating_add(grace)
-                    .min(drain_bound(&env.bounds, request.at)?);
-                bounds.push(Bound::Gate {
-                    from: request.at,
-                    hard,
-                });
-                Env {
-                    cancel: Cancel {
-                        at: hard,
-                        firm: hard > request.at || request.firm,
-                    },
-                    bounds,
-                }
-            }
-        }
+        Some(grace) => grace_env(env, grace)?,
     };
     // §3.2 "a failure cancels everything else": find the first failure as if there were none…
     let mut scratch = Eval {
@@ -721,53 +790,12 @@ fn eval_nursery(nursery: &Nursery, start: Time, env: &Env, ev: &mut Eval) -> M<R
     // §3.3: cleanups run after the body and every child, last registered first, each in a
     // shielded scope whose own deadline is the cleanup timeout. An error is a failure; a
     // timeout is reported, not a failure.
-    let timeout = nursery.cleanup_timeout.unwrap_or(DEFAULT_CLEANUP_TIMEOUT);
-    let mut now = members_done;
-    for cleanup in nursery.cleanups.iter().rev() {
-        let limit = now + timeout;
-        let env_in = Env {
-            cancel: Cancel {
-                at: limit,
-                firm: true,
-            },
-            bounds: vec![Bound::Deadline(limit)],
-        };
-        let res = seq(&cleanup.body, now, &env_in, ev)?;
-        if res.end == NEVER {
-            // A shield inside the cleanup hangs: structure unwinds before the timeout can drop
-            // the cleanup (§2), so the nursery never completes.
-            ev.rec.insert(
-                cleanup.id,
-                Record::Cleanup {
-                    start: now,
-                    end: None,
-                },
-            );
-            return Ok(Res {
-                end: NEVER,
-                out: None,
-            });
-        }
-        let ending = match &res.out {
-            Some(Out::Ok(_)) => Ending::Done,
-            Some(Out::Err(_)) => Ending::Failed,
-            Some(Out::Panic(_)) => Ending::Panicked,
-            // Its scope absorbed its own timeout once everything inside had unwound.
-            None => Ending::Dropped,
-        };
-        if let Some(out @ (Out::Err(_) | Out::Panic(_))) = res.out {
-            failures.push((res.end, out));
-        }
-        ev.rec.insert(
-            cleanup.id,
-            Record::Cleanup {
-                start: now,
-                end: Some((res.end, ending)),
-            },
-        );
-        now = res.end;
-    }
-    let end = now;
+    let Some(end) = run_cleanups(nursery, members_done, &mut failures, ev)? else {
+        return Ok(Res {
+            end: NEVER,
+            out: None,
+        });
+    };
 
     // §3.2 precedence: the first panic beats any error, re-raised after everything unwound.
     if let Some((_, panic)) = failures.iter().find(|f| matches!(f.1, Out::Panic(_))) {
