@@ -4,4 +4,5 @@
 
 pub mod chain;
 pub mod raw;
+pub mod probe;
 pub mod serve;
