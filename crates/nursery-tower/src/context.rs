@@ -148,6 +148,7 @@ pub struct RequestContext {
     pub(crate) deadline: Option<Instant>,
     pub(crate) scope: CancelHandle,
     pub(crate) nursery: NurseryHandle<ChildError>,
+    pub(crate) shutdown: Option<CancelHandle>,
 }
 
 impl RequestContext {
@@ -209,8 +210,9 @@ impl RequestContext {
         &self.nursery
     }
 
-    /// Fires when the request is cancelled: its deadline, a client disconnect, or the server
-    /// entering its shutdown drain (then it is time to hurry).
+    /// Fires when the request is cancelled (its deadline, a client disconnect, a force-exit) or
+    /// when the server enters its shutdown drain (the scope given to
+    /// [`ServerLayer::shutdown`](crate::ServerLayer::shutdown)): time to hurry.
     ///
     /// # Cancel safety
     ///
@@ -221,8 +223,24 @@ impl RequestContext {
     /// ctx.cancelled().await;
     /// # }
     /// ```
-    pub fn cancelled(&self) -> Cancelled<'_> {
-        self.scope.cancelled()
+    pub fn cancelled(&self) -> RequestCancelled<'_> {
+        RequestCancelled {
+            scope: self.scope.cancelled(),
+            shutdown: self.shutdown.as_ref().map(CancelHandle::cancelled),
+        }
+    }
+
+    /// Whether the server is shutting down (draining or force-exiting).
+    ///
+    /// ```
+    /// # fn f(ctx: &nursery_tower::RequestContext) {
+    /// let _hurry: bool = ctx.is_shutting_down();
+    /// # }
+    /// ```
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown
+            .as_ref()
+            .is_some_and(CancelHandle::cancel_called)
     }
 
     /// Why the request was cancelled, if it was.
@@ -234,5 +252,42 @@ impl RequestContext {
     /// ```
     pub fn cancel_cause(&self) -> Option<RequestCancel> {
         self.scope.cancel_reason().map(|r| RequestCancel::of(&r))
+    }
+}
+
+/// The future of [`RequestContext::cancelled`].
+///
+/// # Cancel safety
+///
+/// Cancel safe.
+///
+/// # Drop behavior
+///
+/// Nothing happens on drop.
+#[pin_project::pin_project]
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct RequestCancelled<'a> {
+    #[pin]
+    scope: Cancelled<'a>,
+    #[pin]
+    shutdown: Option<Cancelled<'a>>,
+}
+
+impl std::future::Future for RequestCancelled<'_> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = self.project();
+        if this.scope.poll(cx).is_ready() {
+            return std::task::Poll::Ready(());
+        }
+        match this.shutdown.as_pin_mut() {
+            Some(shutdown) => shutdown.poll(cx),
+            None => std::task::Poll::Pending,
+        }
     }
 }

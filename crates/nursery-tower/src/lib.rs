@@ -30,7 +30,8 @@ mod wire;
 
 pub use client::layer::{ClientBody, ClientFuture, ClientLayer, ClientService};
 pub use context::{
-    BoxError, ChildError, RequestCancel, RequestContext, RequestId, CLIENT_DISCONNECTED,
+    BoxError, ChildError, RequestCancel, RequestCancelled, RequestContext, RequestId,
+    CLIENT_DISCONNECTED,
 };
 pub use error::ResponseCut;
 pub use server::body::ScopedBody;

@@ -10,7 +10,7 @@ use http::{Request, Response};
 use http_body::Body;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_nursery::{CancelScope, NurseryHandle};
+use tokio_nursery::{CancelHandle, CancelScope, NurseryHandle};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -30,6 +30,7 @@ struct Config {
     timeout_header: HeaderName,
     request_id_header: HeaderName,
     max_timeout: Option<Duration>,
+    shutdown: Option<CancelHandle>,
 }
 
 /// A tower layer for servers (tonic routes, axum routers, any `Service<http::Request<_>>`):
@@ -111,6 +112,7 @@ impl<E: fmt::Display + Send + 'static> ServerLayer<E> {
                 timeout_header: HeaderName::from_static("grpc-timeout"),
                 request_id_header: HeaderName::from_static("x-request-id"),
                 max_timeout: None,
+                shutdown: None,
             }),
         }
     }
@@ -141,6 +143,21 @@ impl<E: fmt::Display + Send + 'static> ServerLayer<E> {
     /// ```
     pub fn request_id_header(mut self, header: HeaderName) -> Self {
         self.config_mut().request_id_header = header;
+        self
+    }
+
+    /// The server's shutdown scope (a [`CancelScope`] with a grace period around the server):
+    /// when it starts draining, [`RequestContext::cancelled`](crate::RequestContext::cancelled)
+    /// fires in every request, so handlers can hurry before the force-exit.
+    ///
+    /// ```
+    /// # fn f(l: nursery_tower::ServerLayer<std::convert::Infallible>) {
+    /// let scope = tokio_nursery::CancelScope::new().with_grace(std::time::Duration::from_secs(5));
+    /// let _l = l.shutdown(scope.handle());
+    /// # }
+    /// ```
+    pub fn shutdown(mut self, scope: CancelHandle) -> Self {
+        self.config_mut().shutdown = Some(scope);
         self
     }
 
@@ -255,6 +272,7 @@ where
             scope,
             handle: handle.clone(),
             deadline,
+            shutdown: config.shutdown.clone(),
             head: head_tx,
             frames: frames_tx,
         };

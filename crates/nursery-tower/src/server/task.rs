@@ -36,6 +36,7 @@ pub(crate) struct Job<S, ReqB, SE, D> {
     pub(crate) scope: CancelScope,
     pub(crate) handle: CancelHandle,
     pub(crate) deadline: Option<tokio::time::Instant>,
+    pub(crate) shutdown: Option<CancelHandle>,
     pub(crate) head: oneshot::Sender<Head<SE>>,
     pub(crate) frames: mpsc::Sender<Msg<D>>,
 }
@@ -59,6 +60,7 @@ where
             scope,
             handle,
             deadline,
+            shutdown,
             head,
             frames,
         } = self;
@@ -69,6 +71,7 @@ where
                 deadline,
                 scope: handle.clone(),
                 nursery: n.handle(),
+                shutdown,
             };
             serve(service, request, ctx, head, body_frames)
         }));

@@ -3,6 +3,6 @@
 #![allow(dead_code, unreachable_pub)] // Each test file uses part of it; `pub` is for them.
 
 pub mod chain;
-pub mod raw;
 pub mod probe;
+pub mod raw;
 pub mod serve;

@@ -75,8 +75,15 @@ impl<B: Send + 'static> Service<http::Request<B>> for ProbeService {
         let events = self.events.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
-            let grpc = request.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-            let ctx = request.extensions().get::<RequestContext>().cloned().expect("behind ServerLayer");
+            let grpc = request
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+            let ctx = request
+                .extensions()
+                .get::<RequestContext>()
+                .cloned()
+                .expect("behind ServerLayer");
             let _ = events.send(Probe::Called {
                 path: path.clone(),
                 deadline: ctx.deadline(),
@@ -90,6 +97,7 @@ impl<B: Send + 'static> Service<http::Request<B>> for ProbeService {
                     Ok(())
                 })
                 .expect("request nursery open");
+            let child_end = EndProbe(format!("{path} child"), ctx.clone(), events.clone());
             let _end = EndProbe(path.clone(), ctx.clone(), events);
             let empty = || Empty::new().boxed();
             let response = match path.as_str() {
@@ -107,18 +115,27 @@ impl<B: Send + 'static> Service<http::Request<B>> for ProbeService {
                     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
                     ctx.nursery()
                         .spawn(async move {
+                            // Reports how the streaming child ended, when it is dropped.
+                            let _end = child_end;
                             loop {
-                                if tx.send(Ok(Frame::data(Bytes::from_static(b"tick")))).await.is_err() {
+                                if tx
+                                    .send(Ok(Frame::data(Bytes::from_static(b"tick"))))
+                                    .await
+                                    .is_err()
+                                {
                                     return Ok(());
                                 }
                                 tokio::time::sleep(Duration::from_millis(10)).await;
                             }
                         })
                         .expect("request nursery open");
-                    let response = http::Response::new(StreamBody::new(ReceiverStream::new(rx)).boxed());
+                    let response =
+                        http::Response::new(StreamBody::new(ReceiverStream::new(rx)).boxed());
                     if grpc {
                         let mut response = response;
-                        response.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+                        response
+                            .headers_mut()
+                            .insert("content-type", "application/grpc".parse().unwrap());
                         return Ok(response);
                     }
                     return Ok(response);

@@ -60,7 +60,8 @@ where
         let _ = scope
             .run(nursery(|n| async move {
                 let layered: ServerService<S, Infallible> =
-                    configure(ServerLayer::new(n.handle())).layer(service);
+                    configure(ServerLayer::new(n.handle()).shutdown(shutdown.clone()))
+                        .layer(service);
                 loop {
                     let accepted = tokio::select! {
                         accepted = listener.accept() => accepted,
