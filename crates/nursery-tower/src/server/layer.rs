@@ -276,10 +276,12 @@ where
             head: head_tx,
             frames: frames_tx,
         };
-        let spawned = self.layer.root.spawn(async move {
+        // Boxed once here: the request's future is large (the whole handler state), and the
+        // spawn path moves it by value several times before it reaches its task.
+        let spawned = self.layer.root.spawn(Box::pin(async move {
             job.run().await;
             Ok(())
-        });
+        }));
         match spawned {
             Ok(_) => ResponseFuture::waiting(head_rx, frames_rx, handle, protocol),
             Err(_closed) => reject(Failure::Unavailable, protocol),
