@@ -224,3 +224,18 @@ async fn plain_http_gets_400_504_and_its_request_id() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_gets_internal_and_the_server_keeps_serving() {
+    let (server, mut rx) = probe_server(None).await;
+    let answer = request(server.addr, true, grpc_request(server.addr, "/panic", &[])).await;
+    assert_eq!(answer.grpc_status(), Some("13"));
+    let answer = request(server.addr, true, grpc_request(server.addr, "/ok", &[])).await;
+    assert_eq!(answer.grpc_status(), Some("0"));
+    server.stop().await;
+    let mut cleanups = 0;
+    while let Ok(e) = rx.try_recv() {
+        cleanups += usize::from(matches!(e, Probe::Cleanup { .. }));
+    }
+    assert_eq!(cleanups, 2, "the panicking request's cleanup ran too");
+}

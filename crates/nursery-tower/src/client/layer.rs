@@ -29,6 +29,10 @@ use crate::wire::timeout::{format_grpc_timeout, parse_grpc_timeout};
 /// hyper client then resets the stream, and the server layer on the other side sees a client
 /// disconnect).
 ///
+/// The deadline is read in `call`, so `call` must run inside the caller's scope: generated tonic
+/// clients and `tonic::client::Grpc` call it while their future is polled, which is; a future
+/// built outside the scope and awaited inside it is not.
+///
 /// The request id travels too: from a [`RequestId`] or [`RequestContext`] extension on the
 /// outgoing request, written as `x-request-id`.
 ///

@@ -105,6 +105,7 @@ impl<B: Send + 'static> Service<http::Request<B>> for ProbeService {
                     tokio::time::sleep(Duration::from_secs(10)).await;
                     http::Response::new(empty())
                 }
+                "/panic" => panic!("handler bug"),
                 "/hurry" => {
                     ctx.cancelled().await;
                     let mut r = http::Response::new(empty());
