@@ -212,22 +212,36 @@ async fn main() {
         (start + budget).duration_since(epoch).as_millis()
     );
     // The caller's own scope: `ClientLayer` sends A what is left of it.
-    let out = tokio_nursery::move_on_after(budget, call(a)).await;
+    let out = tokio_nursery::move_on_after(budget, call(a.clone())).await;
     let when = start.elapsed().as_millis();
     match out {
         Some(Ok(hop)) => println!("caller: OK from {} after {when} ms", hop.by),
         Some(Err(status)) => println!("caller: {:?} after {when} ms", status.code()),
         None => println!("caller: gave up itself after {when} ms"),
     }
-    println!("shutting down: stop accepting, drain {grace:?}, then force-exit");
+    // A second call with a long budget is still in flight when the servers shut down: they
+    // stop accepting, drain for the grace period, then force-exit it (its cleanups run).
+    let slow = tokio::spawn(tokio_nursery::move_on_after(
+        Duration::from_secs(5),
+        call(a),
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    println!(
+        "+{:>3} ms  shutting down: stop accepting, drain {grace:?}, then force-exit",
+        epoch.elapsed().as_millis()
+    );
     for (handle, _) in &servers {
         handle.cancel_with("shutdown");
     }
     for (_, task) in servers {
         let _ = task.await;
     }
+    match slow.await {
+        Ok(Some(Err(status))) => println!("second caller: {:?}", status.code()),
+        other => println!("second caller: {other:?}"),
+    }
     println!(
-        "all servers stopped after {} ms, every cleanup run",
-        start.elapsed().as_millis()
+        "+{:>3} ms  all servers stopped, every cleanup run",
+        epoch.elapsed().as_millis()
     );
 }
