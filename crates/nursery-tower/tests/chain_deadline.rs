@@ -228,8 +228,10 @@ async fn a_caller_dropping_its_request_cancels_all_three() {
     .await
     .expect("C started");
     tokio::time::sleep_until(start + Duration::from_millis(50)).await;
-    call.abort();
+    // Taken before the abort: on a multi-thread runtime the abort can take effect on the other
+    // worker before `abort()` returns here.
     let dropped_at = Instant::now();
+    call.abort();
     let mut events = early;
     events.extend(chain.finish().await);
     let ended = by_name(&events, |e| match e {
