@@ -1,3 +1,6 @@
+//! The library's small error types: `Elapsed`, `Closed`, `CleanupTimedOut` and `Errors` (every
+//! failure of a `nursery_all`). Child and start errors live with the child (`child/`).
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

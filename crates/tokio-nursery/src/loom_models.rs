@@ -247,18 +247,18 @@ fn group_cancel_racing_a_lazy_child_wait() {
     static ORDERS: Orders = Orders::new();
     model(|| {
         let core: Arc<Core<&'static str>> = Core::new(None, None, None);
-        let key = core.roster.enroll(None);
-        let group = core.group.clone();
+        let key = core.roster().enroll(None);
+        let group = core.group().clone();
         let canceller = loom::thread::spawn(move || {
             group.cancel(CancelReason::explicit(None));
         });
         wait_until(&ORDERS, |waker| {
-            core.roster.register(key, waker);
-            core.roster.lazy_cancelled(key).0
+            core.roster().register(key, waker);
+            core.roster().lazy_cancelled(key).0
         });
         canceller.join().unwrap();
-        core.roster.leave(key);
-        core.roster.release(key);
+        core.roster().leave(key);
+        core.roster().release(key);
     });
     ORDERS.assert_both("group cancel vs lazy child wait");
 }
@@ -270,8 +270,8 @@ fn handle_cancel_racing_a_lazy_child_wait() {
     static ORDERS: Orders = Orders::new();
     model(|| {
         let core: Arc<Core<&'static str>> = Core::new(None, None, None);
-        let key = core.roster.enroll(None);
-        let roster = core.roster.clone();
+        let key = core.roster().enroll(None);
+        let roster = core.roster().clone();
         let canceller = loom::thread::spawn(move || {
             roster.cancel(key, CancelReason::explicit(None));
         });
@@ -282,17 +282,17 @@ fn handle_cancel_racing_a_lazy_child_wait() {
                 node.is_cancelled()
             }
             None => {
-                core.roster.register(key, waker);
-                let (cancelled, made) = core.roster.lazy_cancelled(key);
+                core.roster().register(key, waker);
+                let (cancelled, made) = core.roster().lazy_cancelled(key);
                 node = made;
                 cancelled
             }
         });
         canceller.join().unwrap();
-        core.roster.leave(key);
-        let (cancelled, reason, finished) = core.roster.status(key);
+        core.roster().leave(key);
+        let (cancelled, reason, finished) = core.roster().status(key);
         assert!(cancelled && reason.is_some_and(|r| r.is_explicit()) && finished);
-        core.roster.release(key);
+        core.roster().release(key);
     });
     ORDERS.assert_both("handle cancel vs lazy child wait");
 }

@@ -1,3 +1,6 @@
+//! `CancelReason`: why a node was cancelled, kept by the first `cancel` and inherited (wrapped)
+//! by everything under it; rendered in trees and in the errors of `fail_after`.
+
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;

@@ -1,3 +1,6 @@
+//! `CancelScope`, its builder options and `CancelHandle`: the public face of a scope node. Running
+//! a scope (`CancelScope::run`) hands the body to `run.rs`; the node itself lives in `tree.rs`.
+
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;

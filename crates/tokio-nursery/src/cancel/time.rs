@@ -1,3 +1,6 @@
+//! What the calling code can ask of its enclosing scopes: the effective deadline, the rendered
+//! tree, and the cancellation-aware `checkpoint`, `sleep` and `sleep_until`.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};

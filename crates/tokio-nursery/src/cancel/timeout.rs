@@ -1,3 +1,6 @@
+//! The timeout helpers built on `CancelScope`: `move_on_after`/`move_on_at` (return `None`),
+//! `fail_after`/`fail_at` (return `Err(Elapsed)`) and `shield`.
+
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};

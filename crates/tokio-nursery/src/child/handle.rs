@@ -237,9 +237,9 @@ where
     if !core.try_join() {
         return Err(fut);
     }
-    let key = core.roster.enroll(name.clone());
+    let key = core.roster().enroll(name.clone());
     let slot = SlotRef {
-        roster: Arc::clone(&core.roster),
+        roster: Arc::clone(core.roster()),
         key,
     };
     let handle = ChildHandle {
@@ -291,7 +291,7 @@ where
             Some(runtime) => drop(runtime.spawn(task)),
             // Outside any runtime: the task cannot run; dropping it leaves the nursery.
             None => {
-                tracing::error!(nursery = ?core.name, "spawn outside a Tokio runtime: child dropped");
+                tracing::error!(nursery = ?core.name(), "spawn outside a Tokio runtime: child dropped");
                 drop(task);
             }
         }

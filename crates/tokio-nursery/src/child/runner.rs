@@ -45,10 +45,10 @@ where
     E: std::fmt::Display + Send + 'static,
     F: Future<Output = Result<T, E>>,
 {
-    if link.is_cancelled(&core.roster) {
+    if link.is_cancelled(core.roster()) {
         drop_reporting(core, name.as_ref(), fut);
         core.mark_cancelled_inside();
-        link.leave(&core.roster);
+        link.leave(core.roster());
         if let Some(pre_start) = pre_start {
             pre_start.ended(true);
         }
@@ -58,7 +58,7 @@ where
     let span = boxed_span(tracing::debug_span!(
         "child",
         name = name.as_deref().unwrap_or(""),
-        nursery = core.name.as_deref().unwrap_or(""),
+        nursery = core.name().as_deref().unwrap_or(""),
     ));
     Some(ChildTask {
         fut: Some(fut),
@@ -293,9 +293,9 @@ where
     // poll never clones its waker; an unwinding one registers first, since it then waits on the
     // node's live count.
     if *this.state == State::Unwinding {
-        this.link.register(&this.core.roster, cx.waker());
+        this.link.register(this.core.roster(), cx.waker());
     }
-    if this.link.is_cancelled(&this.core.roster) {
+    if this.link.is_cancelled(this.core.roster()) {
         *this.state = State::Unwinding;
     }
     if *this.state == State::Unwinding && this.link.live() == 0 {
@@ -307,15 +307,15 @@ where
         .as_pin_mut()
         .expect("running child has a future");
     let link = &mut *this.link;
-    let roster = &this.core.roster;
+    let roster = this.core.roster();
     let polled = panic::catch(|| link.enter(roster, || fut.poll(cx)));
-    let source = || Source::Child(this.link.name(&this.core.roster));
+    let source = || Source::Child(this.link.name(this.core.roster()));
     match polled {
         Ok(Poll::Pending) => {
             // Register, then re-check (invariant 5 of the tree): a cancel that landed during
             // the poll is seen here or wakes us.
-            this.link.register(&this.core.roster, cx.waker());
-            if this.link.is_cancelled(&this.core.roster) {
+            this.link.register(this.core.roster(), cx.waker());
+            if this.link.is_cancelled(this.core.roster()) {
                 *this.state = State::Unwinding;
                 if this.link.live() == 0 {
                     return Step::Next;
@@ -360,11 +360,11 @@ where
     let mut fut = this.fut.as_mut();
     if let Err(payload) = panic::catch(|| fut.set(None)) {
         this.core
-            .record_panic(payload, Source::Child(this.link.name(&this.core.roster)));
+            .record_panic(payload, Source::Child(this.link.name(this.core.roster())));
     }
     this.core.mark_cancelled_inside();
     *this.dropped_by_cancel = true;
-    tracing::debug!(reason = %reason_text(this.link, &this.core.roster), "child dropped by cancellation");
+    tracing::debug!(reason = %reason_text(this.link, this.core.roster()), "child dropped by cancellation");
     *this.state = State::Draining;
     Step::Next
 }
@@ -376,13 +376,13 @@ where
 {
     // Only a child with a node can have orphans to wait for.
     if this.link.node().is_some() {
-        this.link.register(&this.core.roster, cx.waker());
+        this.link.register(this.core.roster(), cx.waker());
         if this.link.live() > 0 {
             return Step::Pending;
         }
     }
     *this.state = State::Done;
-    this.link.leave(&this.core.roster);
+    this.link.leave(this.core.roster());
     if let Some(pre_start) = this.pre_start.take() {
         pre_start.ended(*this.dropped_by_cancel);
     }
@@ -404,10 +404,10 @@ where
         let mut fut = this.fut.as_mut();
         if let Err(payload) = panic::catch(|| fut.set(None)) {
             this.core
-                .record_panic(payload, Source::Child(this.link.name(&this.core.roster)));
+                .record_panic(payload, Source::Child(this.link.name(this.core.roster())));
         }
         this.core.mark_cancelled_inside();
-        this.link.leave(&this.core.roster);
+        this.link.leave(this.core.roster());
         if let Some(pre_start) = this.pre_start.take() {
             pre_start.ended(true);
         }

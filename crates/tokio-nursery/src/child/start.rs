@@ -385,7 +385,7 @@ where
                         state: Mutex::new(SlotState::Waiting),
                         waker: AtomicWaker::new(),
                         node: Arc::clone(&node),
-                        group: Arc::clone(&this.core.group),
+                        group: Arc::clone(this.core.group()),
                         token: Mutex::new(LiveToken::on(caller.as_ref())),
                         signal_dropped: AtomicBool::new(false),
                     });

@@ -1,3 +1,6 @@
+//! The entry points that open a nursery: `nursery`, `nursery_all` and `NurseryBuilder` (name,
+//! cleanup timeout, grace); they build the futures of `future.rs`.
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;

@@ -38,23 +38,23 @@ pub(crate) enum Source {
 }
 
 pub(crate) struct Core<E> {
-    pub(crate) name: Option<Arc<str>>,
+    pub(super) name: Option<Arc<str>>,
     /// Grace nurseries only: the scope node that receives outside cancellation (and drains)...
-    pub(crate) grace_scope: Option<Arc<Node>>,
+    pub(super) grace_scope: Option<Arc<Node>>,
     /// ...and the gate under it, above `nursery`, that cancels hard when the drain ends.
-    pub(crate) gate: Option<Arc<Node>>,
+    pub(super) gate: Option<Arc<Node>>,
     /// Cancelled on failure, `fail`, or foreign drop; parent of `body` and `group`.
-    pub(crate) nursery: Arc<Node>,
+    pub(super) nursery: Arc<Node>,
     /// The body runs under this node.
-    pub(crate) body: Arc<Node>,
+    pub(super) body: Arc<Node>,
     /// Spawned children hang under this node; `Nursery::cancel` cancels it.
-    pub(crate) group: Arc<Node>,
+    pub(super) group: Arc<Node>,
     /// The slots of spawned and borrowing children (see `roster.rs`).
-    pub(crate) roster: Arc<Roster>,
+    pub(super) roster: Arc<Roster>,
     /// The runtime children and the finisher are spawned on: captured when the nursery is built
     /// inside a runtime, or at its first poll.
     runtime: OnceLock<Handle>,
-    pub(crate) cleanup_timeout: Option<Duration>,
+    pub(super) cleanup_timeout: Option<Duration>,
     members: AtomicUsize,
     waker: AtomicWaker,
     cancelled_inside: AtomicBool,
@@ -128,6 +128,29 @@ where
                 finalized: false,
             }),
         })
+    }
+
+    pub(crate) fn name(&self) -> &Option<Arc<str>> {
+        &self.name
+    }
+
+    /// The node spawned children hang under.
+    pub(crate) fn group(&self) -> &Arc<Node> {
+        &self.group
+    }
+
+    pub(crate) fn roster(&self) -> &Arc<Roster> {
+        &self.roster
+    }
+
+    /// `Nursery::cancel` and `NurseryHandle::cancel`: cancels the children, not the body.
+    pub(super) fn cancel_children(&self) {
+        self.group.cancel(CancelReason::explicit(None));
+    }
+
+    /// Whether `cancel()` was called on the children or the whole nursery was cancelled.
+    pub(super) fn cancel_called(&self) -> bool {
+        self.group.cancel_called() || self.nursery.cancel_called()
     }
 
     /// The outermost node: the grace scope, or the nursery node.

@@ -5,7 +5,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::cancel::reason::CancelReason;
 use crate::cancel::scope::Cancelled;
 use crate::child::borrowed::Incoming;
 use crate::child::handle::{self as child, ChildHandle};
@@ -173,11 +172,7 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     {
         match child::spawn(&self.core, name.clone(), fut) {
             Ok(handle) => handle,
-            Err(fut) => {
-                tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
-                drop(fut);
-                ChildHandle::rejected(name)
-            }
+            Err(fut) => self.rejected(name, fut),
         }
     }
 
@@ -247,12 +242,16 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
                 handle
             }
             Ok((handle, None)) => handle,
-            Err(fut) => {
-                tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
-                drop(fut);
-                ChildHandle::rejected(name)
-            }
+            Err(fut) => self.rejected(name, fut),
         }
+    }
+
+    /// The closed-nursery fallback of the infallible spawns: the future is dropped unpolled,
+    /// reported, and the handle says the child never ran.
+    fn rejected<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle {
+        tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
+        drop(fut);
+        ChildHandle::rejected(name)
     }
 
     /// Starts a child and waits until it signals that it is ready (trio's `nursery.start`):
@@ -334,7 +333,7 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// # }
     /// ```
     pub fn cancel(&self) {
-        self.core.group.cancel(CancelReason::explicit(None));
+        self.core.cancel_children();
     }
 
     /// Registers an async cleanup, run after the body and every child have finished, on every
@@ -408,7 +407,7 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// # }
     /// ```
     pub fn cancel_called(&self) -> bool {
-        self.core.group.cancel_called() || self.core.nursery.cancel_called()
+        self.core.cancel_called()
     }
 
     /// Completes when the nursery is cancelled: failing, cancelled from outside, or (with a

@@ -6,7 +6,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::cancel::reason::CancelReason;
 use crate::cancel::scope::Cancelled;
 use crate::child::handle as child;
 use crate::child::handle::ChildHandle;
@@ -150,7 +149,7 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
         if self.core.is_closed() {
             return Err(Closed);
         }
-        self.core.group.cancel(CancelReason::explicit(None));
+        self.core.cancel_children();
         Ok(())
     }
 
@@ -233,7 +232,7 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// # }
     /// ```
     pub fn cancel_called(&self) -> bool {
-        self.core.group.cancel_called() || self.core.nursery.cancel_called()
+        self.core.cancel_called()
     }
 
     /// Completes when the nursery is cancelled, as [`Nursery::cancelled`](crate::Nursery::cancelled); usable as a

@@ -1,3 +1,5 @@
+//! `with_resource`: acquire, use, always release, built on `Nursery::defer`.
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
