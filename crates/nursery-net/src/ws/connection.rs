@@ -84,17 +84,17 @@ impl Weigh for Message {
 }
 
 pub(crate) struct WsInner {
-    pub(crate) link: Link<Message>,
+    pub(super) link: Link<Message>,
     /// What was handed to the socket (the in-flight window) and what failed at once.
-    pub(crate) ledger: std::sync::Mutex<Ledger>,
+    pub(super) ledger: std::sync::Mutex<Ledger>,
     /// Whether `ledger.replay` may hold messages (checked by the writer without the lock).
-    pub(crate) has_replay: std::sync::atomic::AtomicBool,
-    pub(crate) stream: Mutex<Option<Box<dyn WsIo>>>,
+    pub(super) has_replay: std::sync::atomic::AtomicBool,
+    pub(super) stream: Mutex<Option<Box<dyn WsIo>>>,
     /// Boxed, as the inbound queue of [`Link`] is: the channel's first block is allocated up
     /// front.
-    pub(crate) outbound_tx: mpsc::Sender<Box<Outgoing>>,
-    pub(crate) outbound_rx: Mutex<mpsc::Receiver<Box<Outgoing>>>,
-    pub(crate) config: WsConfig,
+    pub(super) outbound_tx: mpsc::Sender<Box<Outgoing>>,
+    pub(super) outbound_rx: Mutex<mpsc::Receiver<Box<Outgoing>>>,
+    pub(super) config: WsConfig,
 }
 
 impl fmt::Debug for WsConnection {

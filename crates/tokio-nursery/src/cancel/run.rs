@@ -150,8 +150,7 @@ impl<F: Future> std::fmt::Debug for Run<F> {
 /// `now + timeout`; a timeout too large to represent means "no deadline".
 pub(crate) fn fix_timeout(node: &Node, timeout: Option<Duration>, now: Instant) {
     if let Some(deadline) = timeout.and_then(|t| now.checked_add(t)) {
-        let earliest = node.deadline().map_or(deadline, |d| d.min(deadline));
-        node.set_deadline(Some(earliest));
+        node.tighten_deadline(deadline);
     }
 }
 

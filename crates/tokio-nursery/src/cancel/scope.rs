@@ -108,8 +108,7 @@ impl CancelScope {
         let earliest = self.spec.deadline.map_or(deadline, |d| d.min(deadline));
         self.spec.deadline = Some(earliest);
         if let Some(node) = self.node.get() {
-            let earliest = node.deadline().map_or(deadline, |d| d.min(deadline));
-            node.set_deadline(Some(earliest));
+            node.tighten_deadline(deadline);
         }
         self
     }

@@ -356,14 +356,23 @@ impl Node {
         lock(&self.inner).deadline
     }
 
-    /// Stores a new deadline and wakes the owner so it re-arms its timer (the owner checks the
-    /// deadline against the runtime's clock before it polls its body).
+    /// Stores a new deadline and wakes the owner to re-arm its timer (checked before each poll).
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
         if self.is_finished() {
             return;
         }
         lock(&self.inner).deadline = deadline;
         self.owner.wake();
+    }
+
+    /// Moves the deadline to `deadline` if that is earlier: deadlines only tighten this way.
+    pub(crate) fn tighten_deadline(&self, deadline: Instant) {
+        let mut inner = lock(&self.inner);
+        if !self.is_finished() && inner.deadline.is_none_or(|d| d > deadline) {
+            inner.deadline = Some(deadline);
+            drop(inner);
+            self.owner.wake();
+        }
     }
 
     /// A `CancellationToken` cancelled when this node is first effectively cancelled (or at once
