@@ -89,7 +89,7 @@ pub(crate) struct Node {
     /// Live structure inside the body (invariant 7).
     live: AtomicUsize,
     /// The task that drives this node's owner.
-    owner: AtomicWaker,
+    pub(super) owner: AtomicWaker,
     /// `cancelled()` futures waiting on this node.
     waiters: Notify,
     own_reason: SetOnce<Arc<CancelReason>>,
@@ -102,18 +102,18 @@ pub(crate) struct Node {
     stashed: Mutex<Option<LiveToken>>,
     /// A nursery's children group: the members (children without nodes) it wakes.
     members: OnceLock<Weak<dyn GroupMembers>>,
-    inner: Mutex<Inner>,
+    pub(super) inner: Mutex<Inner>,
 }
 
-struct Inner {
-    parent: Option<Arc<Node>>,
+pub(super) struct Inner {
+    pub(super) parent: Option<Arc<Node>>,
     key_in_parent: usize,
     children: Slab<Arc<Node>>,
-    shield: bool,
-    deadline: Option<Instant>,
+    pub(super) shield: bool,
+    pub(super) deadline: Option<Instant>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // No user code runs under these locks (invariant 4), so poisoning means a library bug
     // already reported by its own panic; the data is still consistent.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -352,29 +352,6 @@ impl Node {
         self.propagate();
     }
 
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        lock(&self.inner).deadline
-    }
-
-    /// Stores a new deadline and wakes the owner to re-arm its timer (checked before each poll).
-    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
-        if self.is_finished() {
-            return;
-        }
-        lock(&self.inner).deadline = deadline;
-        self.owner.wake();
-    }
-
-    /// Moves the deadline to `deadline` if that is earlier: deadlines only tighten this way.
-    pub(crate) fn tighten_deadline(&self, deadline: Instant) {
-        let mut inner = lock(&self.inner);
-        if !self.is_finished() && inner.deadline.is_none_or(|d| d > deadline) {
-            inner.deadline = Some(deadline);
-            drop(inner);
-            self.owner.wake();
-        }
-    }
-
     /// A `CancellationToken` cancelled when this node is first effectively cancelled (or at once
     /// if it already is). Shielding later does not un-cancel it: tokens are one-way.
     pub(crate) fn cancellation_token(&self) -> CancellationToken {
@@ -424,44 +401,6 @@ impl Node {
     /// The parent link as it is now.
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
         lock(&self.inner).parent.clone()
-    }
-
-    /// Effective deadline: the earliest deadline up to and including the nearest shield; a
-    /// cancelled node's deadline has already passed (`now`).
-    pub(crate) fn effective_deadline(self: &Arc<Self>, now: Instant) -> Option<Instant> {
-        self.walk_deadlines(Some(now))
-    }
-
-    /// The earliest deadline from this node up to the nearest shield, ignoring cancellation: the
-    /// bound a grace period may not outlive.
-    pub(crate) fn deadline_bound(self: &Arc<Self>) -> Option<Instant> {
-        self.walk_deadlines(None)
-    }
-
-    /// The earliest deadline from this node up to the nearest shield (a gate stops the walk once
-    /// it has a deadline, invariant 7). With `cancelled_at`, a cancelled node on the way ends the
-    /// walk with that instant (its deadline has passed).
-    fn walk_deadlines(self: &Arc<Self>, cancelled_at: Option<Instant>) -> Option<Instant> {
-        let mut earliest: Option<Instant> = None;
-        let mut node = Arc::clone(self);
-        loop {
-            if let Some(now) = cancelled_at.filter(|_| node.is_cancelled()) {
-                return Some(now);
-            }
-            let (deadline, stop, parent) = {
-                let inner = lock(&node.inner);
-                let stop = match node.kind {
-                    NodeKind::Gate => inner.deadline.is_some(),
-                    _ => inner.shield,
-                };
-                (inner.deadline, stop, inner.parent.clone())
-            };
-            earliest = earliest.into_iter().chain(deadline).min();
-            match parent {
-                Some(p) if !stop => node = p,
-                _ => return earliest,
-            }
-        }
     }
 
     /// Recomputes the bit of this node and, transitively, of every descendant whose bit changes
