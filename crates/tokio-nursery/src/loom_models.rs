@@ -161,6 +161,44 @@ fn shield_toggled_racing_cancel() {
     ORDERS.assert_both("shield vs cancel");
 }
 
+/// Invariant 9 of the tree: a delivery (`commit_unwinding` on a node seen cancelled) racing a
+/// shield set on the way to the origin. Whichever lands first, once both are done the unwinding
+/// that was delivered holds: the delivering node and the scope around it stay cancelled, so the
+/// scope cannot be un-cancelled around work already gone.
+#[test]
+fn delivery_racing_a_shield_on_the_way() {
+    static ORDERS: Orders = Orders::new();
+    model(|| {
+        let outer = scope();
+        outer.attach(None);
+        let middle = scope();
+        middle.attach(Some(&outer));
+        let inner = scope();
+        inner.attach(Some(&middle));
+        outer.cancel(CancelReason::explicit(None));
+        let i = inner.clone();
+        // The delivering side acts only on a cancellation it saw (it is there until the shield
+        // lands).
+        let delivery = loom::thread::spawn(move || {
+            let delivered = i.is_cancelled();
+            if delivered {
+                i.commit_unwinding();
+            }
+            delivered
+        });
+        middle.set_shield(true);
+        let delivered = delivery.join().unwrap();
+        ORDERS.saw(delivered);
+        if delivered {
+            assert!(inner.is_cancelled() && middle.is_cancelled());
+        } else {
+            assert!(!inner.is_cancelled() && !middle.is_cancelled());
+        }
+        assert!(outer.is_cancelled());
+    });
+    ORDERS.assert_both("delivery vs shield");
+}
+
 #[test]
 fn unshield_racing_cancel_delivers() {
     model(|| {

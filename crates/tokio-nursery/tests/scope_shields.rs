@@ -440,3 +440,129 @@ async fn c47_child_spawned_inside_the_shield_is_not_shielded() {
     assert_eq!(after_child_sleep.get(), 0);
     assert!(h.cancelled_caught());
 }
+
+/// A shield set after unwinding began does not stop it (DESIGN §4; trio's
+/// `test_unshield_while_cancel_propagating`), even when it is set within the very poll that
+/// delivers the cancellation: here a deferred cleanup shields the inner scope in the same poll in
+/// which the body's cancel of the outer scope reaches it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn c44_shield_set_in_the_poll_that_delivers_a_cancel_does_not_stop_it() {
+    let log = Log::new();
+    let t0 = Instant::now();
+    let outer = CancelScope::new().with_name("O");
+    let outer_handle = outer.handle();
+    let inner = CancelScope::new().with_name("I");
+    let inner_handle = inner.handle();
+    let out = tokio::time::timeout(
+        secs(60),
+        outer.run({
+            let log = log.clone();
+            async move {
+                let inner_out = inner
+                    .run(async move {
+                        let _: Result<(), std::convert::Infallible> = nursery(|n| async move {
+                            n.defer(async move {
+                                inner_handle.set_shield(true);
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                Ok(())
+                            });
+                            outer_handle.cancel();
+                            tokio::time::sleep(secs(10)).await;
+                            Ok(())
+                        })
+                        .await;
+                    })
+                    .await;
+                log.push(format!("inner returned {inner_out:?}"));
+            }
+        }),
+    )
+    .await;
+    assert_eq!(out, Ok(None), "the outer scope absorbs its own cancel");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_millis(50),
+        "once the cleanup ended"
+    );
+    assert_eq!(log.at("inner returned None"), None, "I never returns");
+    assert_eq!(log.at("inner returned Some(())"), None, "I never returns");
+}
+
+/// The same shape, but the shield lands before anything inside acted on the cancellation (no
+/// suspension between `cancel` and `set_shield`): the shield holds, as in trio.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn c44_shield_set_before_the_cancel_is_delivered_holds() {
+    let outer = CancelScope::new().with_name("O");
+    let outer_handle = outer.handle();
+    let inner = CancelScope::new().with_name("I");
+    let inner_handle = inner.handle();
+    let out = outer
+        .run(async move {
+            inner
+                .run(async move {
+                    outer_handle.cancel();
+                    inner_handle.set_shield(true);
+                    sleep(secs(1)).await;
+                    7
+                })
+                .await
+        })
+        .await;
+    assert_eq!(
+        out,
+        Some(Some(7)),
+        "I completes shielded; O returns its body's value (Rule 1)"
+    );
+}
+
+/// A spawned child is the one that acts on the cancellation (it is dropped), and the shield is
+/// set from a deferred cleanup in the same poll: the unwinding still reaches the outer scope.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn c44_shield_set_after_a_child_was_dropped_does_not_stop_the_unwinding() {
+    let t0 = Instant::now();
+    let outer = CancelScope::new().with_name("O");
+    let outer_handle = outer.handle();
+    let inner = CancelScope::new().with_name("I");
+    let inner_handle = inner.handle();
+    let dropped = Counter::new();
+    let out = tokio::time::timeout(
+        secs(60),
+        outer.run({
+            let dropped = dropped.clone();
+            async move {
+                inner
+                    .run(async move {
+                        let _: Result<(), std::convert::Infallible> = nursery(|n| async move {
+                            n.spawn(async move {
+                                let _probe = DropCount(dropped);
+                                pending::<Result<(), std::convert::Infallible>>().await
+                            });
+                            n.defer(async move {
+                                inner_handle.set_shield(true);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                Ok(())
+                            });
+                            tokio::task::yield_now().await;
+                            outer_handle.cancel();
+                            pending::<()>().await;
+                            Ok(())
+                        })
+                        .await;
+                    })
+                    .await
+            }
+        }),
+    )
+    .await;
+    assert_eq!(out, Ok(None));
+    assert_eq!(dropped.get(), 1);
+    assert_eq!(t0.elapsed(), Duration::from_millis(20));
+}
+
+struct DropCount(Counter);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.hit();
+    }
+}

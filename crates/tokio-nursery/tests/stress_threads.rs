@@ -466,3 +466,91 @@ async fn stress_spawn_from_os_threads_races_closing() {
     // see a refusal; were none ever seen, the race this test is about never happened.
     assert!(total_refused > 0, "no spawn ever raced the closing");
 }
+
+/// Invariant 9 of the cancel tree under threads: an OS thread cancels the outer scope while
+/// another toggles the inner scope's shield at varying points, with children on both workers
+/// acting on the cancellation. Whatever the interleaving, the outer scope returns (never a
+/// hang), and every child ends exactly once.
+#[test]
+fn shield_toggles_racing_a_delivered_cancel_never_hang() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..300usize {
+        let outer = CancelScope::new();
+        let inner = CancelScope::new();
+        let (outer_handle, inner_handle) = (outer.handle(), inner.handle());
+        let ended = Counter::new();
+        let barrier = Arc::new(Barrier::new(3));
+        let canceller = {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                outer_handle.cancel();
+            })
+        };
+        let toggler = {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..round % 7 {
+                    std::hint::spin_loop();
+                }
+                inner_handle.set_shield(round % 2 == 0);
+                inner_handle.set_shield(true);
+            })
+        };
+        let out = runtime.block_on({
+            let (ended, barrier) = (ended.clone(), Arc::clone(&barrier));
+            async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    outer.run(inner.run(async move {
+                        nursery(|n| async move {
+                            for _ in 0..CHILDREN {
+                                // Made before the child is polled: a child dropped unpolled
+                                // counts too.
+                                let probe = EndProbe(ended.clone());
+                                n.spawn(async move {
+                                    let _probe = probe;
+                                    loop {
+                                        tokio::task::yield_now().await;
+                                        tokio_nursery::checkpoint().await;
+                                    }
+                                });
+                            }
+                            tokio::task::spawn_blocking(move || barrier.wait())
+                                .await
+                                .unwrap();
+                            // If the shield won the race the nursery is still running here:
+                            // end it the ordinary way.
+                            tokio_nursery::sleep(std::time::Duration::from_millis(2)).await;
+                            n.cancel();
+                            Ok::<(), TestError>(())
+                        })
+                        .await
+                    })),
+                )
+                .await
+            }
+        });
+        canceller.join().unwrap();
+        toggler.join().unwrap();
+        assert!(out.is_ok(), "round {round}: hung");
+        assert_eq!(
+            ended.get(),
+            CHILDREN,
+            "round {round}: each child ends once: {out:?}"
+        );
+    }
+}
+
+struct EndProbe(Counter);
+
+impl Drop for EndProbe {
+    fn drop(&mut self) {
+        self.0.hit();
+    }
+}

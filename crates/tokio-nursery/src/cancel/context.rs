@@ -111,6 +111,15 @@ pub(crate) fn current() -> Option<Arc<Node>> {
     })
 }
 
+/// A future that stops for good because its context is cancelled (a checkpoint, a parked
+/// `start`) commits the unwinding first (invariant 9 of the tree). Makes the current node if it
+/// was not made yet: this is the cancelled path, not the hot one.
+pub(crate) fn commit_current_unwinding() {
+    if let Some(node) = current() {
+        node.commit_unwinding();
+    }
+}
+
 /// `true` if the innermost structure being polled is effectively cancelled. Makes no node.
 pub(crate) fn current_is_cancelled() -> bool {
     STACK.with(|stack| {

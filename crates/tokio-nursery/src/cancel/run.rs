@@ -309,6 +309,9 @@ fn transition_to_attached<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::O
     node.attach(parent.as_ref());
     if parent.as_ref().is_some_and(|p| p.is_cancelled()) && !node.shield() {
         // Rule 3: first polled inside a cancelled scope: never polls its body, never completes.
+        if let Some(parent) = &parent {
+            parent.commit_unwinding();
+        }
         this.body.set(None);
         node.detach();
         *this.parked_under = parent;
@@ -386,6 +389,7 @@ fn poll_running<F: Future>(
     let (node, body_node) = nodes!(this);
     watch_cancellation(this.token_wait, this.timer, node, this.gate.as_ref(), cx);
     if body_node.is_cancelled() {
+        body_node.commit_unwinding();
         *this.just_polled = false;
         *this.state = State::Unwinding;
         return Step::Next;
@@ -415,6 +419,7 @@ fn poll_running<F: Future>(
         // `cancel()` called synchronously inside the body takes effect at the body's next
         // suspension, which is now (for a grace scope: its drain starts now).
         Poll::Pending if body_node.is_cancelled() => {
+            body_node.commit_unwinding();
             *this.state = State::Unwinding;
             Step::Next
         }

@@ -116,6 +116,7 @@ impl Future for Checkpoint {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if context::current_is_cancelled() {
+            context::commit_current_unwinding();
             return Poll::Pending;
         }
         if self.yielded {
@@ -217,6 +218,7 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if context::current_is_cancelled() {
+            context::commit_current_unwinding();
             return Poll::Pending;
         }
         self.project().inner.poll(cx)

@@ -9,7 +9,8 @@
 //! Invariants
 //!
 //!  1. `cancelled` (the cached "effectively cancelled" bit) equals
-//!     `own_reason.is_some() || (!shield && parent.cancelled)` whenever no update is in flight.
+//!     `own_reason.is_some() || committed || (!shield && parent.cancelled)` whenever no update
+//!     is in flight.
 //!     Every update that flips a node's bit visits that node's children afterwards (`propagate`),
 //!     and a visit recomputes the formula from the parent's *current* bit, so concurrent updates
 //!     converge. Checking "am I cancelled?" is therefore one atomic load.
@@ -31,6 +32,13 @@
 //!     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
 //!     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
 //!     not a recursion.
+//!  9. Unwinding is committed on delivery (DESIGN §4: a shield set after unwinding began does
+//!     not stop it). Whatever acts on a cancellation — drops a body or a child, parks, stops at
+//!     a checkpoint — first calls `commit_unwinding` on the node it saw cancelled, which latches
+//!     `committed` on every node from there up to the cancellation's origin (the first node
+//!     cancelled in its own right). A latched node stays cancelled whatever its shield says, so
+//!     no scope on the way can be un-cancelled around work that is already gone — not even by a
+//!     shield set in the very poll that delivered the cancellation.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{OnceLock, PoisonError, Weak};
@@ -110,6 +118,8 @@ pub(super) struct Inner {
     key_in_parent: usize,
     children: Slab<Arc<Node>>,
     pub(super) shield: bool,
+    /// Invariant 9: a cancellation was delivered inside this node; it stays cancelled.
+    committed: bool,
     pub(super) deadline: Option<Instant>,
 }
 
@@ -146,6 +156,7 @@ impl Node {
                 key_in_parent: 0,
                 children: Slab::new(),
                 shield,
+                committed: false,
                 deadline: None,
             }),
         })
@@ -332,6 +343,29 @@ impl Node {
         true
     }
 
+    /// Invariant 9: called by whatever acts on this node's cancellation. Latches each node up
+    /// to the origin; stops at one already latched (its walk goes on to the origin).
+    /// The caller saw this node cancelled; a shield may have cleared it since, and loses.
+    pub(crate) fn commit_unwinding(self: &Arc<Self>) {
+        let mut node = Arc::clone(self);
+        while !node.cancel_called() && !node.is_finished() {
+            let parent = {
+                let mut inner = lock(&node.inner);
+                if inner.committed {
+                    return;
+                }
+                inner.committed = true;
+                inner.parent.clone()
+            };
+            // A shield that raced in before the latch loses: the bit comes back on below it.
+            node.propagate();
+            match parent {
+                Some(parent) => node = parent,
+                None => return,
+            }
+        }
+    }
+
     pub(crate) fn shield(&self) -> bool {
         lock(&self.inner).shield
     }
@@ -420,7 +454,7 @@ impl Node {
                         .parent
                         .as_ref()
                         .is_some_and(|p| p.cancelled.load(SeqCst));
-                let target = node.own_reason.get().is_some() || inherited;
+                let target = node.own_reason.get().is_some() || inner.committed || inherited;
                 if node.cancelled.load(SeqCst) == target {
                     continue;
                 }

@@ -46,6 +46,7 @@ where
     F: Future<Output = Result<T, E>>,
 {
     if link.is_cancelled(core.roster()) {
+        link.commit_unwinding(core.group());
         drop_reporting(core, name.as_ref(), fut);
         core.mark_cancelled_inside();
         link.leave(core.roster());
@@ -87,6 +88,12 @@ pub(crate) enum TaskLink {
 }
 
 impl TaskLink {
+    /// Commits the unwinding this child is about to act on (invariant 9 of the tree): from its
+    /// node if it has one, else from the children group whose cancellation reached it.
+    fn commit_unwinding(&self, group: &Arc<Node>) {
+        self.node().unwrap_or(group).commit_unwinding();
+    }
+
     fn node(&self) -> Option<&Arc<Node>> {
         match self {
             TaskLink::Node(node)
@@ -296,6 +303,7 @@ where
         this.link.register(this.core.roster(), cx.waker());
     }
     if this.link.is_cancelled(this.core.roster()) {
+        this.link.commit_unwinding(this.core.group());
         *this.state = State::Unwinding;
     }
     if *this.state == State::Unwinding && this.link.live() == 0 {
@@ -316,6 +324,7 @@ where
             // the poll is seen here or wakes us.
             this.link.register(this.core.roster(), cx.waker());
             if this.link.is_cancelled(this.core.roster()) {
+                this.link.commit_unwinding(this.core.group());
                 *this.state = State::Unwinding;
                 if this.link.live() == 0 {
                     return Step::Next;

@@ -372,6 +372,7 @@ where
                 StartState::Init(init) => {
                     // Never start work in a cancelled context.
                     if context::current_is_cancelled() {
+                        context::commit_current_unwinding();
                         this.state = StartState::Parked;
                         return Poll::Pending;
                     }
@@ -428,6 +429,7 @@ where
                         SlotState::NotStarted => Err(StartError::NotStarted),
                         SlotState::ChildCancelled | SlotState::Taken => {
                             // Cancelled by the caller's scope: that scope absorbs and drops us.
+                            context::commit_current_unwinding();
                             this.state = StartState::Parked;
                             return Poll::Pending;
                         }

@@ -286,6 +286,7 @@ where
     let core = this.core.as_ref().expect("core exists until finished");
     core.body.register_owner(cx.waker());
     if core.body.is_cancelled() {
+        core.body.commit_unwinding();
         *this.phase = Phase::BodyUnwinding;
         if core.body.live() == 0 {
             drop_body(this.body.as_mut(), core);
@@ -300,6 +301,7 @@ where
         Ok(Poll::Pending) => {
             poll_borrowed(this.borrowed, cx);
             if core.body.is_cancelled() {
+                core.body.commit_unwinding();
                 *this.phase = Phase::BodyUnwinding;
                 if core.body.live() == 0 {
                     return Step::Next;
