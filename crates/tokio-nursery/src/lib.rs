@@ -79,6 +79,7 @@ mod race;
 mod render;
 mod sync;
 
+pub use cancel::handler::{with_cancel_handler, WithCancelHandler};
 pub use cancel::reason::CancelReason;
 pub use cancel::run::Run;
 pub use cancel::scope::{CancelHandle, CancelScope, Cancelled};

@@ -118,6 +118,7 @@ fn label(node: &Node) -> String {
         NodeKind::Child => "child",
         NodeKind::Cleanup => "cleanup",
         NodeKind::Gate => "grace",
+        NodeKind::Handler => "cancel handler",
     };
     let mut label = String::from(kind);
     if let Some(name) = node.name() {

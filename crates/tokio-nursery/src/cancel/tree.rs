@@ -29,7 +29,7 @@
 //!     it while it has no deadline of its own, and stop at it once draining set one (that deadline
 //!     already includes every enclosing bound).
 //!  8. `live` counts live structure inside the node's body (nested nurseries, running scopes,
-//!     adopted orphans). Its 1 -> 0 transition wakes the owner and releases the token the node
+//!     adopted orphans, futures whose cancellation handler may still run). Its 1 -> 0 transition wakes the owner and releases the token the node
 //!     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
 //!     not a recursion.
 //!  9. Unwinding is committed on delivery (DESIGN §4: a shield set after unwinding began does
@@ -83,6 +83,15 @@ pub(crate) enum NodeKind {
     /// The inner node of a grace scope: blocks cancellation like a shield until its own (hard)
     /// cancellation, but deadlines are looked up through it.
     Gate,
+    /// A cancellation handler's leaf (`handler.rs`): fired when its bit flips on, or when a
+    /// grace period above it starts draining.
+    Handler,
+}
+
+/// What a `Handler` leaf runs when it is cancelled: implemented by the handler's cell, outside
+/// this file, so the tree does not depend on it. Called with no lock held (invariant 4).
+pub(crate) trait OnCancel: Send + Sync {
+    fn fire(&self);
 }
 
 pub(crate) struct Node {
@@ -105,11 +114,13 @@ pub(crate) struct Node {
     /// A tokio-util token handed out by `cancellation_token`, cancelled with this node.
     token: OnceLock<CancellationToken>,
     /// Grace scopes: the grace period and the gate node whose deadline the drain sets.
-    grace: OnceLock<(std::time::Duration, Arc<Node>)>,
+    pub(super) grace: OnceLock<(std::time::Duration, Arc<Node>)>,
     /// A token for the parent, held after the owner was dropped with live structure left.
     stashed: Mutex<Option<LiveToken>>,
     /// A nursery's children group: the members (children without nodes) it wakes.
     members: OnceLock<Weak<dyn GroupMembers>>,
+    /// A `Handler` leaf: the callback it fires.
+    pub(super) on_cancel: OnceLock<Arc<dyn OnCancel>>,
     pub(super) inner: Mutex<Inner>,
 }
 
@@ -151,6 +162,7 @@ impl Node {
             grace: OnceLock::new(),
             stashed: Mutex::new(None),
             members: OnceLock::new(),
+            on_cancel: OnceLock::new(),
             inner: Mutex::new(Inner {
                 parent: None,
                 key_in_parent: 0,
@@ -182,6 +194,11 @@ impl Node {
             .iter()
             .map(|(_, c)| Arc::clone(c))
             .collect()
+    }
+
+    /// Makes this (`Handler`) node run `handler` when it is cancelled.
+    pub(crate) fn set_on_cancel(&self, handler: Arc<dyn OnCancel>) {
+        let _ = self.on_cancel.set(handler);
     }
 
     /// Makes this (children group) node wake `members` when it is cancelled.
@@ -406,32 +423,6 @@ impl Node {
         }
     }
 
-    /// Starts the drain of a grace scope the moment it is cancelled: the gate gets a deadline at
-    /// the end of the grace period, or at the nearest enclosing deadline if that comes first
-    /// (already passed, if that is what cancelled us: then the drain ends at once). Idempotent.
-    fn start_drain(&self) {
-        let Some((grace, gate)) = self.grace.get() else {
-            return;
-        };
-        if gate.deadline().is_some() || gate.is_finished() {
-            return;
-        }
-        let own_end = Instant::now().checked_add(*grace);
-        // A shield blocks enclosing deadlines too: only an unshielded drain is bounded by them.
-        let bound = if self.shield() {
-            None
-        } else {
-            self.parent().and_then(|p| p.deadline_bound())
-        };
-        let hard_at = own_end.into_iter().chain(bound).min();
-        let mut inner = lock(&gate.inner);
-        if inner.deadline.is_none() {
-            inner.deadline = hard_at;
-        }
-        drop(inner);
-        gate.owner.wake();
-    }
-
     /// The parent link as it is now.
     pub(crate) fn parent(&self) -> Option<Arc<Node>> {
         lock(&self.inner).parent.clone()
@@ -476,6 +467,9 @@ impl Node {
                 node.waiters.notify_waiters();
                 if let Some(members) = node.members() {
                     members.wake_all();
+                }
+                if let Some(handler) = node.on_cancel.get() {
+                    handler.fire();
                 }
             }
         }
