@@ -29,9 +29,9 @@
 //!     it while it has no deadline of its own, and stop at it once draining set one (that deadline
 //!     already includes every enclosing bound).
 //!  8. `live` counts live structure inside the node's body (nested nurseries, running scopes,
-//!     adopted orphans, futures whose cancellation handler may still run). Its 1 -> 0 transition wakes the owner and releases the token the node
-//!     keeps for its parent after a foreign drop (`stash_parent_token`); that release is a loop,
-//!     not a recursion.
+//!     adopted orphans, futures whose cancellation handler may still run). Its 1 -> 0
+//!     transition wakes the owner and releases the token the node keeps for its parent after a
+//!     foreign drop (`stash_parent_token`); that release is a loop, not a recursion.
 //!  9. Unwinding is committed on delivery (DESIGN §4: a shield set after unwinding began does
 //!     not stop it). Whatever acts on a cancellation — drops a body or a child, parks, stops at
 //!     a checkpoint — first calls `commit_unwinding` on the node it saw cancelled, which latches
