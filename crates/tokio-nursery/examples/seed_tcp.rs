@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -20,6 +20,20 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Mutex};
 use tokio::time::Instant;
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Prints an event with the time since the program started, so a run can be read side by side
+/// with trio's run of the same scenario.
+macro_rules! event {
+    ($($arg:tt)*) => {
+        println!(
+            "[{:>7.2} ms] {}",
+            START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3,
+            format_args!($($arg)*)
+        )
+    };
+}
 
 /// The business error: a lost connection is distinguishable from everything else
 /// (the scenario's `ConnectionLostException`).
@@ -54,6 +68,7 @@ where
 {
     // `await connection.connect()`
     let stream = TcpStream::connect(addr).await.map_err(AppError::Io)?;
+    event!("client: connected to {addr}");
     let (mut reader, writer) = stream.into_split();
     let conn: Conn = Arc::new(Mutex::new(writer));
 
@@ -66,7 +81,7 @@ where
             // Best effort, like the scenario's disconnect(): the peer may already be gone.
             let _ = c.lock().await.shutdown().await;
             cleanups.fetch_add(1, Ordering::SeqCst);
-            println!("client: cleanup ran (write half shut down)");
+            event!("client: cleanup ran (write half shut down)");
             Ok(())
         });
 
@@ -98,7 +113,7 @@ async fn send_stuff(conn: Conn) -> Result<(), AppError> {
     let mut i = 0;
     loop {
         i += 1;
-        println!("client: sending message {i}");
+        event!("client: sending message {i}");
         let line = format!("message {i}\n");
         let sent = conn.lock().await.write_all(line.as_bytes()).await;
         sent.map_err(AppError::Io)?;
@@ -115,10 +130,10 @@ async fn serve_one(
     let mut lines = BufReader::new(stream).lines();
     for _ in 0..3 {
         if let Some(line) = lines.next_line().await? {
-            println!("server: got {line:?}");
+            event!("server: got {line:?}");
         }
     }
-    println!("server: closing the connection");
+    event!("server: closing the connection");
     let _ = closed_at.send(Instant::now());
     drop(lines); // closes the socket
     Ok(())
@@ -126,6 +141,7 @@ async fn serve_one(
 
 #[tokio::main]
 async fn main() {
+    START.get_or_init(Instant::now);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (closed_tx, closed_rx) = oneshot::channel();
@@ -140,8 +156,8 @@ async fn main() {
     match result {
         Err(AppError::ConnectionLost { reason }) => {
             let closed_at = closed_rx.await.expect("server reports when it closed");
-            println!("caller: connection lost: {reason}");
-            println!(
+            event!("caller: connection lost: {reason}");
+            event!(
                 "caller: typed error received {:?} after the server closed the connection",
                 received_at - closed_at
             );
@@ -152,6 +168,25 @@ async fn main() {
 
     let runs = cleanups.load(Ordering::SeqCst);
     assert_eq!(runs, 1, "cleanup must run exactly once");
-    println!("caller: cleanup ran exactly once");
+    event!("caller: cleanup ran exactly once");
     server.await.expect("server task").expect("server I/O");
+
+    // Nothing left behind: no watcher, no server task still alive.
+    let alive = alive_tasks().await;
+    event!("caller: tasks left: {alive}");
+    assert_eq!(alive, 0, "no task is left");
+}
+
+/// The runtime's count of live tasks. A task whose future has ended (its nursery saw it finish)
+/// is released by its worker thread a moment later, with no user code left in it: give the
+/// workers up to 100 ms to settle.
+async fn alive_tasks() -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    for _ in 0..100 {
+        if metrics.num_alive_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    metrics.num_alive_tasks()
 }
