@@ -175,3 +175,52 @@ async fn a_body_that_does_not_read_suspends_the_heartbeat() {
     assert_eq!(out.unwrap(), ["m0", "m1", "m2", "m3", "m4"]);
     server.await.unwrap();
 }
+
+/// A full read-ahead suspends the heartbeat (nothing inbound can be observed then); it must
+/// resume however the room comes back. The room often comes back while the driver is busy
+/// writing the body's acknowledgement, so a later turn finds it without waiting for it (which
+/// turn depends on the order `select!` polls in: hence several rounds). The peer then falls
+/// silent, as a stopped process does, and the loss must come from the heartbeat, not never.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_heartbeat_resumes_after_a_full_read_ahead_however_the_room_comes_back() {
+    for round in 0..24 {
+        let config = WsConfig::new()
+            .heartbeat(heartbeat(1, 1))
+            .inbound_capacity(1);
+        let (conn, mut server) = ws_pair(config).await;
+        let server = tokio::spawn(async move {
+            for i in 0..3 {
+                server.send(Message::text(format!("m{i}"))).await.unwrap();
+            }
+            // Silent from here on, and never polled again: no pong answers a ping.
+            std::future::pending::<()>().await;
+            drop(server);
+        });
+        let started = Instant::now();
+        let out: Result<(), AppError> = tokio::time::timeout(
+            Duration::from_secs(60),
+            supervise(conn, |c| async move {
+                loop {
+                    c.recv().await?;
+                    c.send_text("ack").await?;
+                }
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: the stopped peer was never detected"));
+        let Err(AppError::ConnectionLost(lost)) = out else {
+            panic!("expected a loss, got {out:?}");
+        };
+        assert!(
+            matches!(lost.reason, LossReason::HeartbeatTimeout { .. }),
+            "{lost}"
+        );
+        // One interval and one timeout of silence after the last message.
+        assert!(
+            started.elapsed() <= Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        server.abort();
+    }
+}

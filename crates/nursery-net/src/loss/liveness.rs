@@ -106,15 +106,16 @@ impl Liveness {
         self.pinged = false;
     }
 
-    /// The body is not reading: inbound traffic cannot be observed, heartbeats are suspended.
-    pub(crate) fn pause(&mut self) {
-        self.paused = true;
-    }
-
-    /// The body reads again: heartbeats resume from now.
-    pub(crate) fn resume(&mut self) {
-        self.paused = false;
-        self.inbound();
+    /// Whether the driver can read this turn. While it cannot (the body is not reading, the
+    /// read-ahead is full) inbound traffic cannot be observed, so heartbeats are suspended; they
+    /// restart from now the first turn it can read again, however the room was found.
+    pub(crate) fn set_reading(&mut self, reading: bool) {
+        if !reading {
+            self.paused = true;
+        } else if self.paused {
+            self.paused = false;
+            self.inbound();
+        }
     }
 
     /// When the peer is declared dead if nothing comes (heartbeats only).

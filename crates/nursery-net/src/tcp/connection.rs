@@ -272,17 +272,14 @@ impl TcpConnection {
         loop {
             if slot.is_none() {
                 slot = link.try_room();
-                if slot.is_none() {
-                    liveness.pause(); // the body is not reading
-                }
             }
             let can_read = slot.is_some();
+            liveness.set_reading(can_read);
             let deadline = liveness.next_deadline(link.traffic());
             tokio::select! {
                 permit = link.room(), if !can_read => {
                     let Some(permit) = permit else { return LossReason::LocallyClosed };
                     slot = Some(permit);
-                    liveness.resume();
                 }
                 read = reader.read(&mut buf), if can_read => match read {
                     Ok(0) => return LossReason::eof(),

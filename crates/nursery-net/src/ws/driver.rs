@@ -46,18 +46,14 @@ async fn run(inner: &WsInner) -> LossReason {
         if slot.is_none() {
             // The fast path: room is usually there, and taking it needs no wakeup.
             slot = link.try_room();
-            if slot.is_none() {
-                // The body is not reading: inbound traffic cannot be observed.
-                liveness.pause();
-            }
         }
         let can_read = slot.is_some();
+        liveness.set_reading(can_read);
         let deadline = liveness.next_deadline(link.traffic());
         tokio::select! {
             permit = link.room(), if !can_read => {
                 let Some(permit) = permit else { return LossReason::LocallyClosed };
                 slot = Some(permit);
-                liveness.resume();
             }
             io = std::future::poll_fn(|cx| {
                 poll_io(cx, ws.as_mut(), can_read, &mut writer, &mut outbound, inner)
