@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nursery_net::{
-    supervise, Backoff, Event, Heartbeat, LossReason, ProtocolError, Reconnect, WsConfig,
-    WsConnection,
+    supervise, Backoff, Event, Heartbeat, LossReason, ProtocolError, Reconnect, Supervisor,
+    WsConfig, WsConnection,
 };
 use python::{closed, returned, text_of, texts, Peer, HANG_GUARD};
 use support::{AppError, Events};
@@ -35,12 +35,21 @@ async fn connect(peer: &Peer, config: WsConfig) -> WsConnection {
 /// Runs a body that says `go` and then reads every message until the loss; returns the texts
 /// it read, what the library handed back unread, and the loss.
 async fn read_until_lost(peer: &Peer, config: WsConfig) -> (Vec<String>, Vec<String>, AppError) {
+    read_until_lost_with(peer, config, Supervisor::new()).await
+}
+
+/// `read_until_lost` under a given supervisor (a drain grace, say).
+async fn read_until_lost_with(
+    peer: &Peer,
+    config: WsConfig,
+    supervisor: Supervisor,
+) -> (Vec<String>, Vec<String>, AppError) {
     let conn = connect(peer, config).await;
     let read = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&read);
     let out: Result<(), AppError> = tokio::time::timeout(
         HANG_GUARD,
-        supervise(conn.clone(), |c| async move {
+        supervisor.run(conn.clone(), |c| async move {
             c.send_text("go").await?;
             loop {
                 let message = c.recv().await?;
@@ -125,7 +134,6 @@ async fn clean_close_codes_and_reasons_reach_the_loss_reason() {
 /// Issue 11, observation 1: the peer sends 10 and closes cleanly; every message the library
 /// received is either read by the body or handed back unread, in order.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs unread messages returned with the loss (issue 11)"]
 async fn a_burst_then_a_clean_close_loses_nothing() {
     for code in ["1000", "1001", "4000"] {
         let args = ["--count", "10", "--code", code, "--reason", "bye"];
@@ -142,14 +150,13 @@ async fn a_burst_then_a_clean_close_loses_nothing() {
 /// With a drain grace the body itself reads everything buffered before a clean close, then
 /// gets the loss from `recv`.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs drain on a clean close (issue 11)"]
 async fn with_drain_the_body_reads_the_whole_burst_before_the_loss() {
     let args = ["--count", "10", "--code", "1001", "--reason", "bye"];
     let Some(peer) = python::server("drain", "burst-close", &args).await else {
         return;
     };
-    // Needs: WsConfig::new().drain(Duration::from_secs(5)) (or the Supervisor's equivalent).
-    let (read, unread, err) = read_until_lost(&peer, WsConfig::new()).await;
+    let drain = Supervisor::new().drain(Duration::from_secs(5));
+    let (read, unread, err) = read_until_lost_with(&peer, WsConfig::new(), drain).await;
     assert!(err.reason().is_peer_closed(), "{err}");
     assert_eq!(read, numbers(10), "the body read all 10 itself");
     assert!(unread.is_empty());
@@ -157,7 +164,6 @@ async fn with_drain_the_body_reads_the_whole_burst_before_the_loss() {
 
 /// Observation 3: an abort (EOF without a close frame) is not a clean close.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until an abort is distinct from a clean close (issue 11)"]
 async fn a_burst_then_an_abort_is_not_a_clean_close() {
     let Some(peer) = python::server("abort", "burst-abort", &["--count", "10"]).await else {
         return;
@@ -172,7 +178,6 @@ async fn a_burst_then_an_abort_is_not_a_clean_close() {
 
 /// The bytes left the peer before the abort: nothing may be lost.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs unread messages returned with the loss (issue 11)"]
 async fn a_burst_then_an_abort_loses_nothing() {
     let Some(peer) = python::server("abort", "burst-abort", &["--count", "10"]).await else {
         return;
@@ -183,7 +188,6 @@ async fn a_burst_then_an_abort_loses_nothing() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until an abort is distinct from a clean close (issue 11)"]
 async fn kill_9_of_the_server_is_an_abort() {
     let Some(mut peer) = python::server("kill -9", "echo", &[]).await else {
         return;
@@ -271,7 +275,6 @@ async fn invalid_frames_are_protocol_errors_with_close_1002() {
 
 /// RFC 6455 section 7.4.1: invalid UTF-8 in a text message is 1007, not 1002.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until invalid UTF-8 closes with 1007 (issue 11)"]
 async fn invalid_utf8_is_a_protocol_error_with_close_1007() {
     let Some((err, code)) = invalid_frame_while_busy("utf8", "3").await else {
         return;
@@ -288,7 +291,6 @@ async fn invalid_utf8_is_a_protocol_error_with_close_1007() {
 
 /// The messages before the invalid frame were fully received: read or returned.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs unread messages returned with the loss (issue 11)"]
 async fn messages_before_an_invalid_frame_are_not_lost() {
     let Some(peer) = python::server("invalid", "invalid", &["--count", "10"]).await else {
         return;

@@ -129,7 +129,6 @@ async fn a_client_close_code_and_reason_reach_the_loss_reason() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs unread messages returned with the loss (issue 11)"]
 async fn a_client_burst_then_close_loses_nothing() {
     let args = ["--count", "10", "--code", "1001", "--reason", "bye"];
     let Some((_peer, conn)) =
@@ -144,7 +143,6 @@ async fn a_client_burst_then_close_loses_nothing() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until an abort is distinct from a clean close (issue 11)"]
 async fn a_client_abort_is_not_a_clean_close() {
     let args = ["--count", "10"];
     let Some((peer, conn)) =
@@ -158,7 +156,6 @@ async fn a_client_abort_is_not_a_clean_close() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs unread messages returned with the loss (issue 11)"]
 async fn a_client_burst_then_abort_loses_nothing() {
     let args = ["--count", "10"];
     let Some((_peer, conn)) =
@@ -197,7 +194,6 @@ async fn lost_after_first(
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until an abort is distinct from a clean close (issue 11)"]
 async fn kill_9_of_the_client_is_an_abort() {
     let Some(err) = lost_after_first("kill -9", WsConfig::new(), Peer::kill9).await else {
         return;
@@ -237,7 +233,6 @@ async fn invalid_client_frames_are_protocol_errors_with_close_1002() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until invalid UTF-8 closes with 1007 (issue 11)"]
 async fn invalid_utf8_from_a_client_closes_with_1007() {
     let Some((err, code, _, _)) = invalid_from_client("utf8").await else {
         return;
@@ -253,7 +248,6 @@ async fn invalid_utf8_from_a_client_closes_with_1007() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs unread messages returned with the loss (issue 11)"]
 async fn messages_before_an_invalid_client_frame_are_not_lost() {
     let Some((_err, _code, mut read, unread)) = invalid_from_client("opcode").await else {
         return;

@@ -329,17 +329,18 @@ pub struct Returned {
     pub in_flight: Vec<Message>,
 }
 
-/// ACCOUNTING ADAPTER — the one piece the interop and chaos tests miss today.
-///
-/// Extracts what the library hands back at a loss from the outcome of `supervise` (and the
-/// connection it supervised). The library has no such report yet (issue 11: unread messages
-/// returned, unsent returned, in-flight report), so this returns nothing, and every test that
-/// relies on it is `#[ignore]`d. When the API lands, this function is the only change needed:
-/// read the three lists from the outcome (for example from the `ConnectionLost` or the
-/// supervise result's report) and return them in order.
+/// What the library handed back for one supervised connection: the connection's `Accounting`,
+/// taken once after `supervise` returned (the outcome itself carries only the typed error).
 pub fn returned<T, E>(outcome: &Result<T, E>, conn: &nursery_net::WsConnection) -> Returned {
-    let _ = (outcome, conn);
-    Returned::default()
+    let _ = outcome;
+    match conn.take_accounting() {
+        Some(books) => Returned {
+            unread: books.unread,
+            unsent: books.unsent,
+            in_flight: books.in_flight,
+        },
+        None => Returned::default(),
+    }
 }
 
 /// The text of a message (binary as lossy UTF-8).
