@@ -414,9 +414,6 @@ async fn chaos(messages: u64, losses: usize) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn chaos_short() {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .try_init();
     chaos(2_000, 42).await;
 }
 
