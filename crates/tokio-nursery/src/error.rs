@@ -1,5 +1,5 @@
-//! The library's small error types: `Elapsed`, `Closed`, `CleanupTimedOut` and `Errors` (every
-//! failure of a `nursery_all`). Child and start errors live with the child (`child/`).
+//! The library's small error types: `Elapsed`, `Closed`, `CleanupTimedOut`, `TrySpawnError` and
+//! `Errors` (every failure of a `nursery_all` or a supervisor). Child and start errors live with the child (`child/`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -311,5 +311,82 @@ impl<E: fmt::Display> fmt::Display for Errors<E> {
 impl<E: std::error::Error + 'static> std::error::Error for Errors<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.first())
+    }
+}
+
+/// Why [`Nursery::try_spawn`](crate::Nursery::try_spawn) did not spawn; the future comes back
+/// unpolled ([`into_inner`](Self::into_inner)).
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroUsize;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// tokio_nursery::NurseryBuilder::new()
+///     .limit(NonZeroUsize::MIN)
+///     .run(|n| async move {
+///         let busy = n.spawn(std::future::pending::<Result<(), String>>());
+///         let refused = n.try_spawn(async { Ok(()) }).unwrap_err();
+///         assert!(refused.is_full());
+///         let _unpolled = refused.into_inner(); // nothing was lost
+///         busy.cancel();
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// # }
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySpawnError<F> {
+    /// The nursery already runs as many children as its [limit](crate::NurseryBuilder::limit)
+    /// allows, or children are waiting for a slot.
+    #[error("the nursery is at its concurrency limit")]
+    Full(F),
+    /// The nursery has finished (see [`Closed`]).
+    #[error("nursery is closed: its body and all its children have finished")]
+    Closed(F),
+}
+
+impl<F> TrySpawnError<F> {
+    /// The future that was not spawned, unpolled.
+    ///
+    /// ```
+    /// let err = tokio_nursery::TrySpawnError::Full(7);
+    /// assert_eq!(err.into_inner(), 7);
+    /// ```
+    pub fn into_inner(self) -> F {
+        match self {
+            TrySpawnError::Full(fut) | TrySpawnError::Closed(fut) => fut,
+        }
+    }
+
+    /// Whether the limit refused it.
+    ///
+    /// ```
+    /// assert!(tokio_nursery::TrySpawnError::Full(()).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySpawnError::Full(_))
+    }
+
+    /// Whether the nursery had finished.
+    ///
+    /// ```
+    /// assert!(tokio_nursery::TrySpawnError::Closed(()).is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TrySpawnError::Closed(_))
+    }
+}
+
+impl<F> fmt::Debug for TrySpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            TrySpawnError::Full(_) => "Full",
+            TrySpawnError::Closed(_) => "Closed",
+        };
+        f.debug_tuple(kind).finish_non_exhaustive()
     }
 }

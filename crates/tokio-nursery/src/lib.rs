@@ -92,8 +92,9 @@ pub use cancel::timeout::{
 pub use child::handle::ChildHandle;
 pub use child::join::{Join, JoinError};
 pub use child::start::{Start, StartError, Started};
-pub use error::{CleanupTimedOut, Closed, Elapsed, Errors};
-pub use nursery::builder::{nursery, nursery_all, NurseryBuilder};
+pub use error::{CleanupTimedOut, Closed, Elapsed, Errors, TrySpawnError};
+pub use nursery::builder::{nursery, nursery_all, supervisor, NurseryBuilder};
+pub use nursery::collect::{collect_after, collect_at, Collected};
 pub use nursery::future::{NurseryAll, NurseryFuture};
 pub use nursery::handle::Nursery;
 pub use nursery::remote::NurseryHandle;

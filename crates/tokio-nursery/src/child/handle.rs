@@ -17,6 +17,8 @@ use crate::child::roster::SlotRef;
 use crate::child::runner::{ready_task, TaskLink};
 use crate::child::runner::{ChildTask, PreStart};
 use crate::nursery::core::Core;
+use crate::nursery::policy::Limited;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// A handle to one child of a nursery: cancel it alone, read why it was cancelled.
 ///
@@ -211,6 +213,18 @@ impl<T> ChildHandle<T> {
         self
     }
 
+    /// Whether the handle has a value to join (a `spawn_returning` child).
+    pub(crate) fn has_value(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// `cancel` with a reason (`collect_at` cancels with `Deadline`).
+    pub(crate) fn cancel_with_reason(&self, reason: CancelReason) {
+        if let HandleLink::Slot(h) = &self.link {
+            h.slot.roster.cancel(h.slot.key, reason);
+        }
+    }
+
     /// A handle for a child refused by a closed nursery: already finished.
     pub(crate) fn rejected(name: Option<Arc<str>>) -> Self {
         ChildHandle {
@@ -274,7 +288,8 @@ where
     ready_task(core, TaskLink::Node(node), name, fut, pre_start)
 }
 
-/// Spawns `fut` as a child of the nursery on its own tokio task.
+/// Spawns `fut` as a child of the nursery on its own tokio task; in a limited nursery it first
+/// waits in line for a slot (`nursery/policy.rs`).
 pub(crate) fn spawn<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
@@ -285,7 +300,67 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
+    if let Some(limit) = core.limit() {
+        return spawn_task(core, name, limit.queue(fut)).map_err(Limited::into_inner);
+    }
+    spawn_task(core, name, fut)
+}
+
+/// `spawn` for a child that already holds its slot of a limited nursery.
+pub(crate) fn spawn_holding<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    permit: OwnedSemaphorePermit,
+    fut: F,
+) -> Result<ChildHandle<T>, F>
+where
+    E: std::fmt::Display + Send + 'static,
+    T: Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+{
+    spawn_task(core, name, Limited::holding(permit, fut)).map_err(Limited::into_inner)
+}
+
+/// Spawns a `start` child (see `prepare_joined`), waiting in line first in a limited nursery.
+pub(crate) fn spawn_joined<E, F>(
+    core: &Arc<Core<E>>,
+    node: Arc<Node>,
+    fut: F,
+    pre_start: Arc<dyn PreStart<E>>,
+) where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+{
+    match core.limit() {
+        Some(limit) => {
+            let fut = limit.queue(fut);
+            run_on_runtime(core, prepare_joined(core, node, fut, Some(pre_start)));
+        }
+        None => run_on_runtime(core, prepare_joined(core, node, fut, Some(pre_start))),
+    }
+}
+
+fn spawn_task<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    fut: F,
+) -> Result<ChildHandle<T>, F>
+where
+    E: std::fmt::Display + Send + 'static,
+    T: Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+{
     let (handle, task) = prepare(core, name, fut)?;
+    run_on_runtime(core, task);
+    Ok(handle)
+}
+
+fn run_on_runtime<E, T, F>(core: &Arc<Core<E>>, task: Option<ChildTask<E, F>>)
+where
+    E: std::fmt::Display + Send + 'static,
+    T: Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+{
     if let Some(task) = task {
         match core.runtime_ref() {
             Some(runtime) => drop(runtime.spawn(task)),
@@ -296,5 +371,4 @@ where
             }
         }
     }
-    Ok(handle)
 }

@@ -395,13 +395,7 @@ where
                     };
                     let fut = init(started);
                     let pre_start: Arc<dyn PreStart<E>> = Arc::clone(&slot) as _;
-                    let task = child::prepare_joined(&this.core, node, fut, Some(pre_start));
-                    if let Some(task) = task {
-                        match this.core.runtime() {
-                            Some(runtime) => drop(runtime.spawn(task)),
-                            None => drop(task),
-                        }
-                    }
+                    child::spawn_joined(&this.core, node, fut, pre_start);
                     this.state = StartState::Waiting(slot);
                 }
                 StartState::Waiting(slot) => {

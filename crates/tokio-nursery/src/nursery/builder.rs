@@ -1,8 +1,10 @@
-//! The entry points that open a nursery: `nursery`, `nursery_all` and `NurseryBuilder` (name,
-//! cleanup timeout, grace); they build the futures of `future.rs`.
+//! The entry points that open a nursery: `nursery`, `nursery_all`, `supervisor` and
+//! `NurseryBuilder` (name, cleanup timeout, grace, policy and limit from `policy.rs`); they build
+//! the futures of `future.rs`.
 
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,7 +76,46 @@ where
     NurseryAll::new(Config::default(), body)
 }
 
-/// Configures a nursery: name and cleanup timeout.
+/// Opens a supervisor nursery (Kotlin's `supervisorScope`): a child's failure does not cancel
+/// its siblings or the body. Every error is collected in the order it happened, and the nursery
+/// returns `Err(Errors)` if anything failed, even when the body returned `Ok`. A failing cleanup
+/// counts like a failing child.
+///
+/// The body's own failure, [`NurseryHandle::fail`](crate::NurseryHandle::fail) and a panic
+/// anywhere still cancel everything, as in a plain nursery (a panic is re-raised once everything
+/// has unwound). Children that fail before they signal a [`start`](crate::Nursery::start) fail
+/// the `start` call, as always, not the nursery.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let out = tokio_nursery::supervisor(|n| async move {
+///     n.spawn(async { Err("replica 1 down") });
+///     let survivor = n.spawn_returning(async {
+///         tokio::time::sleep(Duration::from_secs(1)).await; // not cancelled by the failure
+///         Ok(5)
+///     });
+///     n.spawn(async { Err("replica 3 down") });
+///     survivor.join().await.map_err(|_| "survivor lost")
+/// })
+/// .await;
+/// assert_eq!(out.unwrap_err().into_vec(), ["replica 1 down", "replica 3 down"]);
+/// # }
+/// ```
+pub fn supervisor<'env, T, E, F, Fut>(body: F) -> NurseryAll<'env, T, E, Fut>
+where
+    F: FnOnce(Nursery<'env, E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Display + Send + 'static,
+{
+    NurseryBuilder::new().run_supervisor(body)
+}
+
+/// Configures a nursery: name, cleanup timeout, grace period, concurrency limit, and whether it
+/// supervises ([`run_supervisor`](Self::run_supervisor)).
 ///
 /// # Examples
 ///
@@ -158,6 +199,79 @@ impl NurseryBuilder {
     pub fn grace(mut self, grace: Duration) -> Self {
         self.config.grace = Some(grace);
         self
+    }
+
+    /// Lets at most `max` children of the nursery run at once (Go's errgroup `SetLimit`). Every
+    /// kind of child counts: spawned, borrowing, blocking, and `start` children from the moment
+    /// `start` is called. A child past the limit waits in line and starts when a running child
+    /// ends, in the order the waiting children were spawned; a waiting child that is cancelled
+    /// (through its handle, the nursery, or the caller's scope for `start`) never starts. Every
+    /// way a child ends frees its slot: returning, failing, panicking, being cancelled or
+    /// dropped.
+    ///
+    /// [`Nursery::spawn`](crate::Nursery::spawn) never blocks: the child it returns a handle to
+    /// may be waiting. For backpressure, [`Nursery::spawn_when_ready`](crate::Nursery::spawn_when_ready)
+    /// waits for a slot before it spawns; [`Nursery::try_spawn`](crate::Nursery::try_spawn)
+    /// refuses when none is free. A limit above tokio's semaphore maximum (`usize::MAX >> 3`)
+    /// is that maximum.
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    /// let (r, m) = (running.clone(), most.clone());
+    /// tokio_nursery::NurseryBuilder::new()
+    ///     .limit(NonZeroUsize::new(2).unwrap())
+    ///     .run(|n| async move {
+    ///         for _ in 0..6 {
+    ///             let (r, m) = (r.clone(), m.clone());
+    ///             n.spawn(async move {
+    ///                 m.fetch_max(r.fetch_add(1, SeqCst) + 1, SeqCst);
+    ///                 tokio::time::sleep(Duration::from_millis(10)).await;
+    ///                 r.fetch_sub(1, SeqCst);
+    ///                 Ok::<_, std::io::Error>(())
+    ///             });
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(most.load(SeqCst), 2);
+    /// # }
+    /// ```
+    pub fn limit(mut self, max: NonZeroUsize) -> Self {
+        self.config.policy.limit = Some(max);
+        self
+    }
+
+    /// Runs the nursery as a supervisor, as [`supervisor`]: a child's or a cleanup's failure is
+    /// collected without cancelling anything.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let out = tokio_nursery::NurseryBuilder::new()
+    ///     .name("replicas")
+    ///     .run_supervisor(|n| async move {
+    ///         n.spawn(async { Err("one failed") });
+    ///         n.spawn(async { Ok(()) });
+    ///         Ok(())
+    ///     })
+    ///     .await;
+    /// assert_eq!(out.unwrap_err().all(), &["one failed"]);
+    /// # }
+    /// ```
+    pub fn run_supervisor<'env, T, E, F, Fut>(mut self, body: F) -> NurseryAll<'env, T, E, Fut>
+    where
+        F: FnOnce(Nursery<'env, E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display + Send + 'static,
+    {
+        self.config.policy.supervisor = true;
+        NurseryAll::new(self.config, body)
     }
 
     /// Runs the nursery, as [`nursery`].

@@ -23,6 +23,7 @@ use crate::cancel::reason::CancelReason;
 use crate::cancel::tree::{Node, NodeKind};
 use crate::child::roster::Roster;
 use crate::error::{CleanupTimedOut, Closed};
+use crate::nursery::policy::{Limit, Policy};
 use crate::panic::{self, Payload};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard};
 
@@ -55,6 +56,10 @@ pub(crate) struct Core<E> {
     /// inside a runtime, or at its first poll.
     runtime: OnceLock<Handle>,
     pub(super) cleanup_timeout: Option<Duration>,
+    /// Supervisor nurseries: a child's or cleanup's failure is collected without cancelling.
+    supervisor: bool,
+    /// Limited nurseries: the bound on running children (`policy.rs`).
+    limit: Option<Limit>,
     members: AtomicUsize,
     waker: AtomicWaker,
     cancelled_inside: AtomicBool,
@@ -66,6 +71,8 @@ struct State<E> {
     panic: Option<Payload>,
     cleanups: Vec<CleanupFuture<E>>,
     cleanup_timeouts: Vec<CleanupTimedOut>,
+    /// Supervisor nurseries: a failure that cancels (the body's, or `fail`) was recorded.
+    cancelling: bool,
     finalized: bool,
 }
 
@@ -82,10 +89,21 @@ where
 {
     /// Builds the nursery's nodes, linked to each other but not yet to an enclosing scope: that
     /// happens at the first poll (`attach`), where the enclosing scope becomes known.
+    #[cfg(all(test, loom))]
     pub(crate) fn new(
         name: Option<Arc<str>>,
         cleanup_timeout: Option<Duration>,
         grace: Option<Duration>,
+    ) -> Arc<Self> {
+        Self::with_policy(name, cleanup_timeout, grace, &Policy::default())
+    }
+
+    /// `new`, with the builder's completion policy and limit.
+    pub(crate) fn with_policy(
+        name: Option<Arc<str>>,
+        cleanup_timeout: Option<Duration>,
+        grace: Option<Duration>,
+        policy: &Policy,
     ) -> Arc<Self> {
         let (grace_scope, gate) = match grace {
             Some(grace) => {
@@ -117,6 +135,8 @@ where
             group,
             runtime,
             cleanup_timeout,
+            supervisor: policy.supervisor,
+            limit: policy.limit.map(Limit::new),
             members: AtomicUsize::new(1),
             waker: AtomicWaker::new(),
             cancelled_inside: AtomicBool::new(false),
@@ -125,6 +145,7 @@ where
                 panic: None,
                 cleanups: Vec::new(),
                 cleanup_timeouts: Vec::new(),
+                cancelling: false,
                 finalized: false,
             }),
         })
@@ -141,6 +162,11 @@ where
 
     pub(crate) fn roster(&self) -> &Arc<Roster> {
         &self.roster
+    }
+
+    /// The bound on running children, for limited nurseries.
+    pub(crate) fn limit(&self) -> Option<&Limit> {
+        self.limit.as_ref()
     }
 
     /// `Nursery::cancel` and `NurseryHandle::cancel`: cancels the children, not the body.
@@ -238,8 +264,16 @@ where
             if state.finalized {
                 return Err(error);
             }
-            // Decided under the lock, so the reason always names `errors[0]`.
-            let first = state.errors.is_empty() && state.panic.is_none();
+            // Decided under the lock, so the reason always names the first failure that cancels:
+            // `errors[0]`, except in a supervisor, where children's failures do not cancel.
+            let first = if self.supervisor {
+                let cancels = matches!(source, Source::Body | Source::Handle);
+                let first = cancels && !state.cancelling && state.panic.is_none();
+                state.cancelling |= cancels;
+                first
+            } else {
+                state.errors.is_empty() && state.panic.is_none()
+            };
             state.errors.push(error);
             first
         };

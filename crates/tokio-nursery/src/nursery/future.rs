@@ -43,6 +43,7 @@ use crate::nursery::cleanup::CleanupRunner;
 use crate::nursery::core::{report_suppressed, Core, Source};
 use crate::nursery::detach;
 use crate::nursery::handle::Nursery;
+use crate::nursery::policy::Policy;
 use crate::panic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,7 @@ pub(crate) struct Config {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) cleanup_timeout: Option<Duration>,
     pub(crate) grace: Option<Duration>,
+    pub(crate) policy: Policy,
 }
 
 impl Default for Config {
@@ -71,13 +73,15 @@ impl Default for Config {
             name: None,
             cleanup_timeout: Some(Duration::from_secs(5)),
             grace: None,
+            policy: Policy::default(),
         }
     }
 }
 
-/// The future returned by [`nursery_all`](crate::nursery_all) and
-/// [`NurseryBuilder::run_all`](crate::NurseryBuilder::run_all): like [`NurseryFuture`], but
-/// failures come back as [`Errors`], all of them.
+/// The future returned by [`nursery_all`](crate::nursery_all),
+/// [`NurseryBuilder::run_all`](crate::NurseryBuilder::run_all), [`supervisor`](crate::supervisor)
+/// and [`NurseryBuilder::run_supervisor`](crate::NurseryBuilder::run_supervisor): like
+/// [`NurseryFuture`], but failures come back as [`Errors`], all of them.
 ///
 /// # Cancel safety
 ///
@@ -133,7 +137,12 @@ where
     where
         F: FnOnce(Nursery<'env, E>) -> Fut,
     {
-        let core = Core::new(config.name.clone(), config.cleanup_timeout, config.grace);
+        let core = Core::with_policy(
+            config.name.clone(),
+            config.cleanup_timeout,
+            config.grace,
+            &config.policy,
+        );
         let incoming = Incoming::new();
         let body = init(Nursery::new(Arc::clone(&core), Arc::clone(&incoming)));
         NurseryAll {

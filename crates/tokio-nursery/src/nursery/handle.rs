@@ -61,6 +61,11 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
         Nursery { core, borrowed }
     }
 
+    /// The shared state (for the spawns of `policy.rs`).
+    pub(super) fn core(&self) -> &Arc<Core<E>> {
+        &self.core
+    }
+
     /// Spawns a child as its own tokio task (it runs in parallel on a multi-thread runtime).
     ///
     /// A child returning `Err(e)` or panicking cancels the body and every other child; the nursery
@@ -236,6 +241,16 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'env,
     {
+        match self.core.limit() {
+            Some(limit) => self.push_borrowing(name, limit.queue(fut)),
+            None => self.push_borrowing(name, fut),
+        }
+    }
+
+    fn push_borrowing<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+    {
         match child::prepare(&self.core, name.clone(), fut) {
             Ok((handle, Some(task))) => {
                 self.borrowed.push(Box::pin(task));
@@ -248,7 +263,7 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
 
     /// The closed-nursery fallback of the infallible spawns: the future is dropped unpolled,
     /// reported, and the handle says the child never ran.
-    fn rejected<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle {
+    pub(super) fn rejected<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle {
         tracing::warn!(nursery = ?self.core.name, "spawn into a closed nursery: dropped");
         drop(fut);
         ChildHandle::rejected(name)

@@ -3,14 +3,18 @@
 //! `builder` opens one, `future` is the future that drives it (body, then the children, then the
 //! cleanups), `core` is the state the body's `Nursery` handle, remote `NurseryHandle`s and every
 //! child share, and `handle` (the body's `Nursery`) and `remote` (`NurseryHandle`) are those two handles. `cleanup`, `detach` and `resource` are the
-//! deferred cleanups and how they survive a drop of the nursery. Children themselves live in
+//! deferred cleanups and how they survive a drop of the nursery. `policy` holds the supervisor
+//! policy and the concurrency limit a builder can add, and `collect` the deadline snapshot of
+//! value-children (`collect_at`), built on child handles. Children themselves live in
 //! `crate::child`; cancellation in `crate::cancel`.
 
 pub(crate) mod builder;
 pub(crate) mod cleanup;
+pub(crate) mod collect;
 pub(crate) mod core;
 pub(crate) mod detach;
 pub(crate) mod future;
 pub(crate) mod handle;
+pub(crate) mod policy;
 pub(crate) mod remote;
 pub(crate) mod resource;
