@@ -40,6 +40,8 @@ const WORKLOADS: &[(&str, &[&str])] = &[
     ),
     ("scope_ready", &["nursery", "nursery_plain", "timeout"]),
     ("borrowing", &["nursery", "futures_unordered", "moro"]),
+    // `spawn_join`'s nursery children under each policy: what the policy adds per child.
+    ("policy", &["supervisor", "limit_unreached", "limit_16"]),
 ];
 
 async fn borrowed(data: &[u64], i: usize) {
@@ -96,6 +98,28 @@ async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
                 }
             })
             .await;
+        }
+        ("policy", implementation) => {
+            let builder = tokio_nursery::NurseryBuilder::new();
+            let builder = match implementation {
+                "limit_unreached" => builder.limit(std::num::NonZeroUsize::new(OPS).expect("ops")),
+                "limit_16" => builder.limit(std::num::NonZeroUsize::new(16).expect("16")),
+                _ => builder,
+            };
+            let body = |n: tokio_nursery::Nursery<'static, std::io::Error>| async move {
+                for i in 0..OPS {
+                    n.spawn(async move {
+                        work(i).await;
+                        Ok(())
+                    });
+                }
+                Ok(())
+            };
+            if implementation == "supervisor" {
+                builder.run_supervisor(body).await.expect("supervisor");
+            } else {
+                builder.run(body).await.expect("limited");
+            }
         }
         other => panic!("unknown workload {other:?}"),
     }

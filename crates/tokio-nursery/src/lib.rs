@@ -63,6 +63,9 @@
 //! | `trio.open_tcp_stream` (happy eyeballs) | — | `race_staggered` |
 //! | `task.result()` | `await task` | `n.spawn_returning(f).join().await` |
 //! | `trio.to_thread.run_sync(f)` | `asyncio.to_thread(f)` | `n.spawn_blocking(f)` |
+//! | — (Kotlin `supervisorScope`) | `gather(…, return_exceptions=True)` | [`supervisor`]: every failure in [`Errors`], nothing cancelled |
+//! | `CapacityLimiter(n)` (Go errgroup `SetLimit`) | `asyncio.Semaphore(n)` | [`NurseryBuilder::limit`], [`Nursery::spawn_when_ready`], [`Nursery::try_spawn`] |
+//! | — (Java `Joiner` with `onTimeout`) | `asyncio.wait(tasks, timeout=d)`, then cancel the pending | [`collect_after`] / [`collect_at`] |
 //!
 //! All timing uses tokio's clock, so tests can run on the paused clock.
 #![forbid(unsafe_code)]

@@ -320,3 +320,27 @@ async fn stress_never_more_than_the_limit_across_threads() {
         assert_eq!(ran.load(SeqCst), 400);
     }
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_foreign_drop_of_the_nursery_starts_no_waiter() {
+    let polled = Arc::new(AtomicBool::new(false));
+    let p = polled.clone();
+    let run = limit(1).run(|n| async move {
+        n.spawn(std::future::pending::<Result<(), String>>());
+        n.spawn(async move {
+            p.store(true, SeqCst);
+            Ok(())
+        });
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    assert!(tokio::time::timeout(Duration::from_millis(10), run)
+        .await
+        .is_err());
+    // The detached finisher unwinds the children; give it the runtime.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    sleep(Duration::from_millis(10)).await;
+    assert!(!polled.load(SeqCst));
+}

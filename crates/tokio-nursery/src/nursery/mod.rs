@@ -4,10 +4,12 @@
 //! cleanups), `core` is the state the body's `Nursery` handle, remote `NurseryHandle`s and every
 //! child share, and `handle` (the body's `Nursery`) and `remote` (`NurseryHandle`) are those two handles. `cleanup`, `detach` and `resource` are the
 //! deferred cleanups and how they survive a drop of the nursery. `policy` holds the supervisor
-//! policy and the concurrency limit a builder can add, and `collect` the deadline snapshot of
+//! policy and the concurrency limit a builder can add, `backpressure` the spawns that wait for
+//! or refuse a slot of that limit, and `collect` the deadline snapshot of
 //! value-children (`collect_at`), built on child handles. Children themselves live in
 //! `crate::child`; cancellation in `crate::cancel`.
 
+pub(crate) mod backpressure;
 pub(crate) mod builder;
 pub(crate) mod cleanup;
 pub(crate) mod collect;

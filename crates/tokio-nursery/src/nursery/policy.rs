@@ -8,6 +8,10 @@
 //! ends drops that future, and with it the permit. A child cancelled while it waits is dropped by
 //! its runner like any other leaf, which takes it out of the line: it never starts. No new lock
 //! or atomic protocol lives here; the semaphore's own is tokio's (and loom-tested there).
+//!
+//! This file imports nothing of the crate: the spawn paths (`crate::child::handle`) and the
+//! nursery's state (`core.rs`) both use it. The spawns that wait for or refuse a slot are in
+//! `backpressure.rs`.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -17,10 +21,6 @@ use std::task::{Context, Poll};
 
 use pin_project::pin_project;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
-
-use crate::child::handle::{self as child, ChildHandle};
-use crate::error::TrySpawnError;
-use crate::nursery::handle::Nursery;
 
 /// What the builder chose; `Policy::default()` is a plain nursery.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +50,11 @@ impl Limit {
 
     /// Wraps a child: it holds a permit now if one is free, else its place in line is taken now.
     pub(crate) fn queue<F: Future>(&self, fut: F) -> Limited<F> {
+        // A free permit means nobody waits (the semaphore hands released permits to waiters
+        // directly), so taking it does not jump the line; and it saves boxing a wait.
+        if let Some(permit) = self.try_permit() {
+            return Limited::holding(permit, fut);
+        }
         let mut wait: Wait = Box::pin(Arc::clone(&self.semaphore).acquire_owned());
         // Polling once enqueues the waiter (the semaphore keeps FIFO order by first poll); the
         // child's task replaces the no-op waker when it first polls.
@@ -122,95 +127,5 @@ impl<F: Future> Future for Limited<F> {
             }
         }
         this.fut.poll(cx)
-    }
-}
-
-impl<E: std::fmt::Display + Send + 'static> Nursery<'_, E> {
-    /// Spawns a child once the nursery's [limit](crate::NurseryBuilder::limit) has a free slot:
-    /// waits (in line with the children already waiting) before it spawns, so a producer slows
-    /// down to the pace of the children (backpressure). In a nursery without a limit it spawns
-    /// at once, as [`spawn`](Self::spawn).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: dropped while it waits, nothing was spawned, and `fut` is dropped unpolled.
-    /// It waits in the caller's scopes, so a cancelled caller stops waiting.
-    ///
-    /// # Drop behavior
-    ///
-    /// Dropping it gives up its place in line.
-    ///
-    /// ```
-    /// use std::num::NonZeroUsize;
-    /// use std::time::Duration;
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    /// let start = tokio::time::Instant::now();
-    /// tokio_nursery::NurseryBuilder::new()
-    ///     .limit(NonZeroUsize::new(2).unwrap())
-    ///     .run(|n| async move {
-    ///         for _ in 0..4 {
-    ///             n.spawn_when_ready(async {
-    ///                 tokio::time::sleep(Duration::from_secs(1)).await;
-    ///                 Ok::<_, std::io::Error>(())
-    ///             })
-    ///             .await;
-    ///         }
-    ///         // The last two had to wait for the first two.
-    ///         assert_eq!(start.elapsed(), Duration::from_secs(1));
-    ///         Ok(())
-    ///     })
-    ///     .await
-    ///     .unwrap();
-    /// # }
-    /// ```
-    pub async fn spawn_when_ready<F>(&self, fut: F) -> ChildHandle
-    where
-        F: Future<Output = Result<(), E>> + Send + 'static,
-    {
-        let Some(limit) = self.core().limit() else {
-            return self.spawn(fut);
-        };
-        match limit.permit().await {
-            Some(permit) => match child::spawn_holding(self.core(), None, permit, fut) {
-                Ok(handle) => handle,
-                Err(fut) => self.rejected(None, fut),
-            },
-            None => self.spawn(fut),
-        }
-    }
-
-    /// Spawns a child only if the nursery's [limit](crate::NurseryBuilder::limit) has a free
-    /// slot and no child waits for one: [`TrySpawnError::Full`] otherwise, and
-    /// [`TrySpawnError::Closed`] once the nursery has finished; both give the future back
-    /// unpolled. Without a limit only `Closed` can happen.
-    ///
-    /// ```
-    /// use std::num::NonZeroUsize;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let out = tokio_nursery::NurseryBuilder::new()
-    ///     .limit(NonZeroUsize::new(1).unwrap())
-    ///     .run(|n| async move {
-    ///         let first = n.try_spawn(async { Ok(()) });
-    ///         let second = n.try_spawn(async { Ok(()) });
-    ///         Ok::<_, String>((first.is_ok(), second.map_err(|e| e.is_full()).unwrap_err()))
-    ///     })
-    ///     .await;
-    /// assert_eq!(out, Ok((true, true)));
-    /// # }
-    /// ```
-    pub fn try_spawn<F>(&self, fut: F) -> Result<ChildHandle, TrySpawnError<F>>
-    where
-        F: Future<Output = Result<(), E>> + Send + 'static,
-    {
-        let spawned = match self.core().limit() {
-            None => child::spawn(self.core(), None, fut),
-            Some(limit) => match limit.try_permit() {
-                Some(permit) => child::spawn_holding(self.core(), None, permit, fut),
-                None => return Err(TrySpawnError::Full(fut)),
-            },
-        };
-        spawned.map_err(TrySpawnError::Closed)
     }
 }

@@ -33,6 +33,7 @@ const BENCHES: &[(&str, Kind)] = &[
     ("cancel", Kind::Criterion),
     ("scope", Kind::Criterion),
     ("borrowing", Kind::Criterion),
+    ("policy", Kind::Criterion),
     ("heap_per_child", Kind::Custom),
     ("force_exit", Kind::Custom),
     ("idle_connections", Kind::Custom),

@@ -98,6 +98,16 @@ peers are the two ways to do that without `'static`: a `FuturesUnordered` draine
         per: Some("child"),
     },
     Workload {
+        name: "policy",
+        title: "children under a completion policy",
+        intro: "1 000 children that yield once and complete, spawned with `Nursery::spawn` into \
+a plain nursery (`plain`), a supervisor (`supervisor`), a nursery limited to 1 000 so no child \
+waits (`limit_unreached`: the permit bookkeeping alone) and one limited to 16 (`limit_16`: \
+children wait in line and start as slots free). Informative: no target.",
+        param: "children",
+        per: Some("child"),
+    },
+    Workload {
         name: "heap_per_child",
         title: "heap bytes per live child",
         intro: "Heap bytes held per child while 10 000 children are alive, polled once and \
@@ -146,7 +156,7 @@ on its own thread.",
     Workload {
         name: "instructions",
         title: "instructions per operation (callgrind)",
-        intro: "The spawn, scope and borrowing workloads again, counted in instructions by \
+        intro: "The spawn, scope, borrowing and policy workloads again, counted in instructions by \
 valgrind's callgrind instead of timed: the program re-runs itself under callgrind at two \
 iteration counts and divides the difference by the operations done, so startup cancels out. \
 Counts repeat exactly run after run, where timings on a shared machine move by tens of percent; \
