@@ -80,7 +80,10 @@ mod nursery;
 mod panic;
 mod race;
 mod render;
+mod snapshot;
 mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use cancel::handler::{with_cancel_handler, WithCancelHandler};
 pub use cancel::reason::CancelReason;
@@ -103,3 +106,4 @@ pub use nursery::handle::Nursery;
 pub use nursery::remote::NurseryHandle;
 pub use nursery::resource::with_resource;
 pub use race::{race, race_staggered, RaceError};
+pub use snapshot::{snapshot_current_tree, NodeKindView, NodeSnapshot, NodeState, SourceLocation};

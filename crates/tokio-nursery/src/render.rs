@@ -1,40 +1,36 @@
-//! Text rendering of the live tree, for debugging: what is running, what is unwinding, and why.
-//!
-//! The three nodes of a nursery and the gate of a grace scope are implementation detail: the
-//! nursery shows its body's structure under "body" and its children directly; gates are skipped.
+//! Text rendering of the live tree, for people: one line per node of the snapshot
+//! (`snapshot.rs`), with its kind, name and state.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
-use crate::cancel::context;
-use crate::cancel::reason::CancelReason;
-use crate::cancel::tree::{Node, NodeKind};
-
-/// One line of the rendering: a node, or a child that has no node yet (a roster slot).
-enum Item {
-    Node(Arc<Node>),
-    Lazy(Option<Arc<str>>, Option<CancelReason>),
-}
+use crate::cancel::tree::Node;
+use crate::snapshot::{self, NodeKindView, NodeSnapshot, NodeState};
 
 /// Renders `root` and everything attached below it.
 pub(crate) fn render(root: &Arc<Node>) -> String {
+    render_snapshot(&snapshot::snapshot(root))
+}
+
+/// Renders the whole tree the calling code runs in, from its outermost scope.
+pub(crate) fn render_current() -> String {
+    match snapshot::snapshot_current_tree() {
+        Some(root) => render_snapshot(&root),
+        None => String::from("(not inside a scope, nursery or child)\n"),
+    }
+}
+
+/// One line per node, depth first, with box-drawing prefixes. Iterative.
+pub(crate) fn render_snapshot(root: &NodeSnapshot) -> String {
     let mut out = String::new();
-    // (item, prefix for its own line, prefix for its children)
-    let mut stack: Vec<(Item, String, String)> =
-        vec![(Item::Node(Arc::clone(root)), String::new(), String::new())];
-    while let Some((item, line_prefix, child_prefix)) = stack.pop() {
-        let node = match item {
-            Item::Node(node) => node,
-            Item::Lazy(name, reason) => {
-                let _ = writeln!(out, "{line_prefix}{}", lazy_label(name, reason));
-                continue;
-            }
-        };
-        let _ = writeln!(out, "{line_prefix}{}", label(&node));
-        let shown = shown_children(&node);
-        let count = shown.len();
+    // (node, prefix for its own line, prefix for its children)
+    let mut stack: Vec<(&NodeSnapshot, String, String)> =
+        vec![(root, String::new(), String::new())];
+    while let Some((node, line_prefix, child_prefix)) = stack.pop() {
+        let _ = writeln!(out, "{line_prefix}{}", label(node));
+        let count = node.children.len();
         // Pushed in reverse so they are rendered in order.
-        for (i, child) in shown.into_iter().enumerate().rev() {
+        for (i, child) in node.children.iter().enumerate().rev() {
             let last = i + 1 == count;
             let line = format!("{child_prefix}{}", if last { "└─ " } else { "├─ " });
             let below = format!("{child_prefix}{}", if last { "   " } else { "│  " });
@@ -44,103 +40,25 @@ pub(crate) fn render(root: &Arc<Node>) -> String {
     out
 }
 
-/// Renders the whole tree the calling code runs in, from its outermost scope.
-pub(crate) fn render_current() -> String {
-    let Some(mut node) = context::current() else {
-        return String::from("(not inside a scope, nursery or child)\n");
-    };
-    while let Some(parent) = node.parent() {
-        node = parent;
-    }
-    render(&node)
-}
-
-/// The children to show: skipping structural nodes (gates, a nursery's children group) and an
-/// empty nursery body. A children group shows its roster (children with or without a node, in
-/// slot order), then any other child attached to it (`start` children).
-fn shown_children(node: &Node) -> Vec<Item> {
-    let mut shown = Vec::new();
-    let mut pending = node.children();
-    pending.reverse();
-    while let Some(child) = pending.pop() {
-        match child.kind() {
-            NodeKind::Children => {
-                let mut from_roster = Vec::new();
-                if let Some(roster) = child.members() {
-                    for (name, made) in roster.running() {
-                        match made {
-                            Some(made) => {
-                                from_roster.push(Arc::clone(&made));
-                                shown.push(Item::Node(made));
-                            }
-                            None => shown.push(Item::Lazy(name, roster.lazy_reason())),
-                        }
-                    }
-                }
-                for other in child.children() {
-                    if !from_roster.iter().any(|n| Arc::ptr_eq(n, &other)) {
-                        shown.push(Item::Node(other));
-                    }
-                }
-            }
-            NodeKind::Gate => {
-                let mut inner = child.children();
-                inner.reverse();
-                pending.extend(inner);
-            }
-            NodeKind::Body if child.children().is_empty() => {}
-            _ => shown.push(Item::Node(child)),
-        }
-    }
-    shown
-}
-
-fn lazy_label(name: Option<Arc<str>>, reason: Option<CancelReason>) -> String {
-    let mut label = String::from("child");
-    if let Some(name) = name {
-        let _ = write!(label, " {name:?}");
-    }
-    match reason {
-        Some(reason) => {
-            let _ = write!(label, " [cancelling: {reason}]");
-        }
-        None => label.push_str(" [running]"),
-    }
-    label
-}
-
-fn label(node: &Node) -> String {
-    let kind = match node.kind() {
-        NodeKind::Scope => "scope",
-        NodeKind::Nursery => "nursery",
-        NodeKind::Body => "body",
-        NodeKind::Children => "children",
-        NodeKind::Child => "child",
-        NodeKind::Cleanup => "cleanup",
-        NodeKind::Gate => "grace",
-        NodeKind::Handler => "cancel handler",
+fn label(node: &NodeSnapshot) -> String {
+    let kind = match node.kind {
+        NodeKindView::Scope => "scope",
+        NodeKindView::Nursery => "nursery",
+        NodeKindView::Body => "body",
+        NodeKindView::Child => "child",
+        NodeKindView::Cleanup => "cleanup",
+        NodeKindView::CancelHandler => "cancel handler",
     };
     let mut label = String::from(kind);
-    if let Some(name) = node.name() {
+    if let Some(name) = &node.name {
         let _ = write!(label, " {name:?}");
     }
-    let draining = node
-        .grace_gate()
-        .is_some_and(|gate| node.is_cancelled() && !gate.is_cancelled());
-    let state = if node.is_finished() {
-        String::from("finished")
-    } else if draining {
-        format!("draining: {}", reason(node))
-    } else if node.is_cancelled() {
-        format!("cancelling: {}", reason(node))
-    } else {
-        String::from("running")
+    let reason = node.cancel_reason.as_deref().unwrap_or("cancelled");
+    let _ = match node.state {
+        NodeState::Running => write!(label, " [running]"),
+        NodeState::Draining => write!(label, " [draining: {reason}]"),
+        NodeState::Cancelling => write!(label, " [cancelling: {reason}]"),
+        NodeState::Finished => write!(label, " [finished]"),
     };
-    let _ = write!(label, " [{state}]");
     label
-}
-
-fn reason(node: &Node) -> String {
-    node.public_reason()
-        .map_or_else(|| String::from("cancelled"), |r| r.to_string())
 }

@@ -27,6 +27,8 @@ pub(crate) struct NodeSpec {
     pub(crate) deadline: Option<Instant>,
     pub(crate) shield: bool,
     pub(crate) name: Option<Arc<str>>,
+    /// Where the user's code built the scope.
+    pub(crate) location: Option<&'static std::panic::Location<'static>>,
 }
 
 impl NodeSpec {
@@ -36,6 +38,7 @@ impl NodeSpec {
         deadline: None,
         shield: false,
         name: None,
+        location: None,
     };
 
     /// A node built from the recipe, not attached yet.
@@ -46,6 +49,9 @@ impl NodeSpec {
         }
         if self.deadline.is_some() {
             node.set_deadline(self.deadline);
+        }
+        if let Some(location) = self.location {
+            node.set_location(location);
         }
         node
     }

@@ -74,3 +74,10 @@ fn fire_handlers_below(gate: &Arc<Node>) {
         }
     }
 }
+
+impl Node {
+    /// A grace scope's grace period (snapshots).
+    pub(crate) fn grace_period(&self) -> Option<std::time::Duration> {
+        self.grace.get().map(|(grace, _)| *grace)
+    }
+}

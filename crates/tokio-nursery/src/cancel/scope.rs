@@ -73,16 +73,22 @@ impl CancelScope {
     /// assert_eq!(tokio_nursery::CancelScope::new().run(async { 1 }).await, Some(1));
     /// # }
     /// ```
+    #[track_caller]
     pub fn new() -> Self {
-        Self::of_kind(NodeKind::Scope)
+        Self::of_kind(NodeKind::Scope, Some(std::panic::Location::caller()))
     }
 
-    /// A scope whose node is of `kind` (cleanup scopes are rendered as such).
-    pub(crate) fn of_kind(kind: NodeKind) -> Self {
+    /// A scope whose node is of `kind` (cleanup scopes are rendered as such), built at
+    /// `location` in the user's code.
+    pub(crate) fn of_kind(
+        kind: NodeKind,
+        location: Option<&'static std::panic::Location<'static>>,
+    ) -> Self {
         CancelScope {
             node: OnceLock::new(),
             spec: NodeSpec {
                 kind,
+                location,
                 ..NodeSpec::EMPTY
             },
             timeout: None,
@@ -458,6 +464,28 @@ impl CancelHandle {
     /// ```
     pub fn render_tree(&self) -> String {
         crate::render::render(&self.node)
+    }
+
+    /// The live tree below this scope as data ([`NodeSnapshot`](crate::NodeSnapshot)): kinds,
+    /// names, states, cancel reasons, deadlines left, grace periods and source locations.
+    /// Serializable with the `serde` feature.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// let scope = tokio_nursery::CancelScope::new().with_timeout(Duration::from_secs(2));
+    /// let h = scope.handle();
+    /// let seen = scope
+    ///     .run(async move {
+    ///         tokio::time::sleep(Duration::from_millis(500)).await;
+    ///         h.snapshot_tree().deadline_in
+    ///     })
+    ///     .await;
+    /// assert_eq!(seen, Some(Some(Duration::from_millis(1500))));
+    /// # }
+    /// ```
+    pub fn snapshot_tree(&self) -> crate::NodeSnapshot {
+        crate::snapshot::snapshot(&self.node)
     }
 
     /// A tokio-util `CancellationToken` cancelled when this scope is effectively cancelled

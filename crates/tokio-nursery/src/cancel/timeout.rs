@@ -39,11 +39,15 @@ use crate::error::Elapsed;
 /// assert_eq!(out, None);
 /// # }
 /// ```
+#[track_caller]
 pub fn move_on_after<F: IntoFuture>(timeout: Duration, body: F) -> Run<F::IntoFuture> {
     // Built directly (not through `CancelScope`'s builder): this is the hot path of timeouts.
     Run::new(
         None,
-        NodeSpec::EMPTY,
+        NodeSpec {
+            location: Some(std::panic::Location::caller()),
+            ..NodeSpec::EMPTY
+        },
         Some(timeout),
         None,
         None,
@@ -73,9 +77,11 @@ pub fn move_on_after<F: IntoFuture>(timeout: Duration, body: F) -> Run<F::IntoFu
 /// assert_eq!(tokio_nursery::move_on_at(past, async { 1 }).await, None);
 /// # }
 /// ```
+#[track_caller]
 pub fn move_on_at<F: IntoFuture>(deadline: Instant, body: F) -> Run<F::IntoFuture> {
     let spec = NodeSpec {
         deadline: Some(deadline),
+        location: Some(std::panic::Location::caller()),
         ..NodeSpec::EMPTY
     };
     Run::new(None, spec, None, None, None, body.into_future())
@@ -105,6 +111,7 @@ pub fn move_on_at<F: IntoFuture>(deadline: Instant, body: F) -> Run<F::IntoFutur
 /// assert_eq!(out, Ok(7));
 /// # }
 /// ```
+#[track_caller]
 pub fn fail_after<F: IntoFuture>(timeout: Duration, body: F) -> FailAfter<F::IntoFuture> {
     FailAfter {
         run: move_on_after(timeout, body),
@@ -133,6 +140,7 @@ pub fn fail_after<F: IntoFuture>(timeout: Duration, body: F) -> FailAfter<F::Int
 /// assert!(out.unwrap_err().is_timeout());
 /// # }
 /// ```
+#[track_caller]
 pub fn fail_at<F: IntoFuture>(deadline: Instant, body: F) -> FailAfter<F::IntoFuture> {
     FailAfter {
         run: move_on_at(deadline, body),
@@ -208,6 +216,7 @@ impl<F: Future> Future for FailAfter<F> {
 /// assert_eq!(out, Some("flushed"));
 /// # }
 /// ```
+#[track_caller]
 pub fn shield<F: IntoFuture>(body: F) -> Shield<F::IntoFuture> {
     Shield {
         run: CancelScope::new().with_shield(true).run(body),

@@ -121,6 +121,8 @@ pub(crate) struct Node {
     members: OnceLock<Weak<dyn GroupMembers>>,
     /// A `Handler` leaf: the callback it fires.
     pub(super) on_cancel: OnceLock<Arc<dyn OnCancel>>,
+    /// Where in the user's code the scope or nursery was opened (`#[track_caller]`).
+    location: OnceLock<&'static std::panic::Location<'static>>,
     pub(super) inner: Mutex<Inner>,
 }
 
@@ -163,6 +165,7 @@ impl Node {
             stashed: Mutex::new(None),
             members: OnceLock::new(),
             on_cancel: OnceLock::new(),
+            location: OnceLock::new(),
             inner: Mutex::new(Inner {
                 parent: None,
                 key_in_parent: 0,
@@ -194,6 +197,15 @@ impl Node {
             .iter()
             .map(|(_, c)| Arc::clone(c))
             .collect()
+    }
+
+    /// Records where the user's code opened this node's owner (for snapshots).
+    pub(crate) fn set_location(&self, location: &'static std::panic::Location<'static>) {
+        let _ = self.location.set(location);
+    }
+
+    pub(crate) fn location(&self) -> Option<&'static std::panic::Location<'static>> {
+        self.location.get().copied()
     }
 
     /// Makes this (`Handler`) node run `handler` when it is cancelled.

@@ -42,13 +42,14 @@ use crate::nursery::handle::Nursery;
 /// assert_eq!(start.elapsed(), Duration::from_millis(200));
 /// # }
 /// ```
+#[track_caller]
 pub fn nursery<'env, T, E, F, Fut>(body: F) -> NurseryFuture<'env, T, E, Fut>
 where
     F: FnOnce(Nursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Display + Send + 'static,
 {
-    NurseryFuture::new(Config::default(), body)
+    NurseryFuture::new(Config::at(std::panic::Location::caller()), body)
 }
 
 /// Like [`nursery`], but a failure comes back as [`Errors`](crate::Errors): every error in order,
@@ -67,13 +68,14 @@ where
 /// assert_eq!(errors.into_vec(), ["first", "second"]);
 /// # }
 /// ```
+#[track_caller]
 pub fn nursery_all<'env, T, E, F, Fut>(body: F) -> NurseryAll<'env, T, E, Fut>
 where
     F: FnOnce(Nursery<'env, E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Display + Send + 'static,
 {
-    NurseryAll::new(Config::default(), body)
+    NurseryAll::new(Config::at(std::panic::Location::caller()), body)
 }
 
 /// Opens a supervisor nursery (Kotlin's `supervisorScope`): a child's failure does not cancel
@@ -105,6 +107,7 @@ where
 /// assert_eq!(out.unwrap_err().into_vec(), ["replica 1 down", "replica 3 down"]);
 /// # }
 /// ```
+#[track_caller]
 pub fn supervisor<'env, T, E, F, Fut>(body: F) -> NurseryAll<'env, T, E, Fut>
 where
     F: FnOnce(Nursery<'env, E>) -> Fut,
@@ -264,6 +267,7 @@ impl NurseryBuilder {
     /// assert_eq!(out.unwrap_err().all(), &["one failed"]);
     /// # }
     /// ```
+    #[track_caller]
     pub fn run_supervisor<'env, T, E, F, Fut>(mut self, body: F) -> NurseryAll<'env, T, E, Fut>
     where
         F: FnOnce(Nursery<'env, E>) -> Fut,
@@ -271,7 +275,7 @@ impl NurseryBuilder {
         E: fmt::Display + Send + 'static,
     {
         self.config.policy.supervisor = true;
-        NurseryAll::new(self.config, body)
+        NurseryAll::new(self.config.located(std::panic::Location::caller()), body)
     }
 
     /// Runs the nursery, as [`nursery`].
@@ -282,13 +286,14 @@ impl NurseryBuilder {
     /// assert_eq!(out, Ok(1));
     /// # }
     /// ```
+    #[track_caller]
     pub fn run<'env, T, E, F, Fut>(self, body: F) -> NurseryFuture<'env, T, E, Fut>
     where
         F: FnOnce(Nursery<'env, E>) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display + Send + 'static,
     {
-        NurseryFuture::new(self.config, body)
+        NurseryFuture::new(self.config.located(std::panic::Location::caller()), body)
     }
 
     /// Runs the nursery, as [`nursery_all`].
@@ -301,12 +306,13 @@ impl NurseryBuilder {
     /// assert_eq!(out.unwrap_err().len(), 1);
     /// # }
     /// ```
+    #[track_caller]
     pub fn run_all<'env, T, E, F, Fut>(self, body: F) -> NurseryAll<'env, T, E, Fut>
     where
         F: FnOnce(Nursery<'env, E>) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display + Send + 'static,
     {
-        NurseryAll::new(self.config, body)
+        NurseryAll::new(self.config.located(std::panic::Location::caller()), body)
     }
 }

@@ -23,7 +23,7 @@ where
     E: std::fmt::Display + Send + 'static,
 {
     pub(crate) fn new(core: &Arc<Core<E>>, cleanup: CleanupFuture<E>) -> Self {
-        let mut scope = CancelScope::of_kind(NodeKind::Cleanup).with_shield(true);
+        let mut scope = CancelScope::of_kind(NodeKind::Cleanup, None).with_shield(true);
         if let Some(timeout) = core.cleanup_timeout {
             scope = scope.with_timeout(timeout);
         }

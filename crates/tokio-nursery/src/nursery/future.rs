@@ -65,6 +65,20 @@ pub(crate) struct Config {
     pub(crate) cleanup_timeout: Option<Duration>,
     pub(crate) grace: Option<Duration>,
     pub(crate) policy: Policy,
+    /// Where the user's code opened the nursery.
+    pub(crate) location: Option<&'static std::panic::Location<'static>>,
+}
+
+impl Config {
+    /// The default configuration, for a nursery opened at `location`.
+    pub(crate) fn at(location: &'static std::panic::Location<'static>) -> Self {
+        Config::default().located(location)
+    }
+
+    pub(crate) fn located(mut self, location: &'static std::panic::Location<'static>) -> Self {
+        self.location = Some(location);
+        self
+    }
 }
 
 impl Default for Config {
@@ -74,6 +88,7 @@ impl Default for Config {
             cleanup_timeout: Some(Duration::from_secs(5)),
             grace: None,
             policy: Policy::default(),
+            location: None,
         }
     }
 }
@@ -143,6 +158,9 @@ where
             config.grace,
             &config.policy,
         );
+        if let Some(location) = config.location {
+            core.top().set_location(location);
+        }
         let incoming = Incoming::new();
         let body = init(Nursery::new(Arc::clone(&core), Arc::clone(&incoming)));
         NurseryAll {
