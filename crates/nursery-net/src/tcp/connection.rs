@@ -10,6 +10,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::Mutex;
 
+use crate::connect::deadline::Deadline;
 use crate::connect::error::{ConnectError, ConnectStage};
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
@@ -77,9 +78,10 @@ impl fmt::Debug for TcpConnection {
 }
 
 impl TcpConnection {
-    /// Connects to `addr` (Nagle's algorithm off). A failure is a typed [`ConnectError`] at
-    /// the [`Tcp`](crate::ConnectStage::Tcp) stage (`Io`: refused, unreachable, a name that
-    /// does not resolve), never permanent.
+    /// Connects to `addr` (Nagle's algorithm off), bounded by [`TcpConfig::connect_timeout`]
+    /// (10 s by default). A failure is a typed [`ConnectError`] at the
+    /// [`Tcp`](crate::ConnectStage::Tcp) stage (`Io`: refused, unreachable, a name that does
+    /// not resolve; `Timeout`), never permanent.
     ///
     /// # Cancel safety
     ///
@@ -100,7 +102,10 @@ impl TcpConnection {
         config: TcpConfig,
     ) -> Result<Self, ConnectError> {
         let io = |e| ConnectError::io(ConnectStage::Tcp, e);
-        let stream = TcpStream::connect(addr).await.map_err(io)?;
+        let connect = async { TcpStream::connect(addr).await.map_err(io) };
+        let stream = Deadline::after(config.connect_timeout)
+            .run(ConnectStage::Tcp, connect)
+            .await?;
         stream.set_nodelay(true).map_err(io)?;
         Self::from_stream(stream, config).map_err(io)
     }

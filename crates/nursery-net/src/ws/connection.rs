@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::connect::error::ConnectError;
+use crate::connect::deadline::Deadline;
+use crate::connect::error::{ConnectError, ConnectStage};
 use crate::connect::ws as connect;
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
@@ -112,7 +113,10 @@ impl WsConnection {
     /// Connects to a `ws://` URL (or a request built with tungstenite's `IntoClientRequest`,
     /// to add headers) and performs the opening handshake. Nagle's algorithm is off.
     ///
-    /// The URL is checked before any socket is opened. Errors are typed ([`ConnectError`]):
+    /// The TCP connect and the upgrade together are bounded by
+    /// [`WsConfig::connect_timeout`] (10 s by default): past it the connect fails with
+    /// [`ConnectError::Timeout`], naming the stage it was in. The URL is checked before any
+    /// socket is opened. Errors are typed ([`ConnectError`]):
     /// a bad URL or scheme, the TCP connect or the upgrade failing (with its stage), an HTTP
     /// status instead of the upgrade (with `Retry-After`), and whether retrying can help
     /// ([`ConnectError::is_permanent`]).
@@ -139,13 +143,19 @@ impl WsConnection {
         config: WsConfig,
     ) -> Result<Self, ConnectError> {
         let target = connect::target(request)?;
-        let stream = connect::tcp(&target.host, target.port).await?;
-        let stream = connect::upgrade(target.request, stream, config.websocket()).await?;
+        let deadline = Deadline::after(config.connect_timeout);
+        let tcp = connect::tcp(&target.host, target.port);
+        let stream = deadline.run(ConnectStage::Tcp, tcp).await?;
+        let upgrade = connect::upgrade(target.request, stream, config.websocket());
+        let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
         Ok(Self::from_stream(stream, config))
     }
 
-    /// Performs the server side of the opening handshake on an accepted socket. Errors are
-    /// typed ([`ConnectError`], at the [`Upgrade`](crate::ConnectStage::Upgrade) stage).
+    /// Performs the server side of the opening handshake on an accepted socket, bounded by
+    /// [`WsConfig::handshake_timeout`] (10 s by default), so a client that opens a socket and
+    /// sends nothing, or trickles its request, cannot hold the task. Errors are typed
+    /// ([`ConnectError`], at the [`Upgrade`](crate::ConnectStage::Upgrade) stage; the timeout
+    /// is [`ConnectError::Timeout`]).
     ///
     /// # Cancel safety
     ///
@@ -165,7 +175,9 @@ impl WsConnection {
     /// # drop(conn); Ok(()) }
     /// ```
     pub async fn accept(socket: TcpStream, config: WsConfig) -> Result<Self, ConnectError> {
-        let stream = connect::accept(socket, config.websocket()).await?;
+        let deadline = Deadline::after(config.handshake_timeout);
+        let upgrade = connect::accept(socket, config.websocket());
+        let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
         Ok(Self::from_stream(stream, config))
     }
 
