@@ -47,7 +47,10 @@ async fn failed_connects_have_one_prefix_and_the_give_up_says_when() {
     );
     assert!(stdout.contains("gave up after 2 attempts in"), "{stdout}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("nursery: gave up: IO error"), "{stderr}");
+    assert!(
+        stderr.starts_with("nursery: gave up: TCP connect failed: "),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

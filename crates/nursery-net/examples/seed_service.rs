@@ -44,7 +44,7 @@ enum AppError {
     #[error(transparent)]
     ConnectionLost(#[from] ConnectionLost),
     #[error("cannot connect: {0}")]
-    Connect(#[from] std::io::Error),
+    Connect(#[from] nursery_net::ConnectError),
 }
 
 /// `class SomeServiceConnection:` — here the service is a TCP peer at `addr`.

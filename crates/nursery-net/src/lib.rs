@@ -60,7 +60,7 @@
 //!     ConnectionLost(#[from] ConnectionLost),
 //! }
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A peer that reads one line and hangs up.
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let addr = listener.local_addr()?;
@@ -86,6 +86,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod connect;
 mod connection;
 mod error;
 mod loss;
@@ -93,6 +94,7 @@ mod supervise;
 mod tcp;
 mod ws;
 
+pub use connect::error::{ConnectError, ConnectStage};
 pub use connection::Connection;
 pub use error::ConnectionLost;
 pub use loss::accounting::Accounting;

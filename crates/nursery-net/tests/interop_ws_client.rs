@@ -301,18 +301,19 @@ async fn messages_before_an_invalid_frame_are_not_lost() {
 }
 
 /// Observation 2: a server that accepts TCP but never answers the upgrade.
+/// (The 10 s default is proven on the paused clock in `connect_timeouts.rs`.)
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs a connect timeout option (issue 11)"]
 async fn an_upgrade_never_answered_is_a_connect_timeout() {
     let Some(peer) = python::server("silent", "silent", &[]).await else {
         return;
     };
-    // Needs: WsConfig::new().connect_timeout(Duration::from_millis(500)), and a typed error
-    // for it (e.g. `err.is_connect_timeout()`); the default (10 s) must apply without it.
-    let connect = WsConnection::connect(peer.url(), WsConfig::new());
+    let config = WsConfig::new().connect_timeout(Duration::from_millis(500));
+    let connect = WsConnection::connect(peer.url(), config);
     let out = tokio::time::timeout(HANG_GUARD, connect).await;
     let err = out.expect("connect hangs: no connect timeout").unwrap_err();
     assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(err.is_timeout() && !err.is_permanent(), "{err:?}");
+    assert_eq!(err.stage(), Some(nursery_net::ConnectStage::Upgrade));
     peer.wait_for(|l| l.kind() == "conn").await;
 }
 

@@ -1,6 +1,5 @@
 //! The demo's error type, at the bottom of the demo's modules: every task returns it.
 
-use nursery_net::tungstenite;
 use nursery_net::ConnectionLost;
 
 /// Why a demo task failed. A lost connection is its own variant, so the reconnect loop (and a
@@ -13,7 +12,7 @@ pub(crate) enum DemoError {
     /// A client could not connect to the embedded server. The message is the WebSocket
     /// error's own: the reconnect loop's events already say "connect failed".
     #[error("{0}")]
-    Connect(#[source] tungstenite::Error),
+    Connect(#[source] nursery_net::ConnectError),
     /// The embedded server could not accept connections.
     #[error("demo server failed")]
     Server(#[source] std::io::Error),

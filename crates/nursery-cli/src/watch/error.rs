@@ -1,7 +1,7 @@
-//! `nursery watch`'s errors, and which connect errors are permanent (retrying cannot help).
+//! `nursery watch`'s errors. Which connect errors are permanent is the library's call
+//! (`ConnectError::is_permanent`).
 
-use nursery_net::tungstenite::{self, http::StatusCode};
-use nursery_net::ConnectionLost;
+use nursery_net::{ConnectError, ConnectionLost};
 
 /// Why a connection attempt or a connection ended.
 ///
@@ -12,58 +12,30 @@ pub(super) enum WatchError {
     /// The connection was lost while watching.
     #[error(transparent)]
     ConnectionLost(#[from] ConnectionLost),
-    /// The connect attempt (TCP, TLS or the WebSocket upgrade) failed.
-    #[error("{}", describe(.0))]
-    Connect(#[source] tungstenite::Error),
+    /// The connect attempt (TCP or the WebSocket upgrade) failed.
+    #[error("{0}")]
+    Connect(#[source] ConnectError),
     /// The handlers for Ctrl-C and SIGTERM could not be installed.
     #[error("cannot listen for Ctrl-C or SIGTERM")]
     Signals(#[source] std::io::Error),
 }
 
 impl WatchError {
-    /// Whether retrying cannot help: a URL the library cannot use, a TLS error (certificate,
-    /// hostname, or no TLS support), or an upgrade refused with a 4xx status other than 408
-    /// (timeout) and 429 (too many requests). Everything else (refused, reset, 5xx, I/O) is
-    /// worth another attempt.
+    /// Whether retrying cannot help: see [`ConnectError::is_permanent`].
     pub(super) fn is_permanent(&self) -> bool {
-        let WatchError::Connect(error) = self else {
-            return false;
-        };
-        match error {
-            tungstenite::Error::Url(_)
-            | tungstenite::Error::Tls(_)
-            | tungstenite::Error::HttpFormat(_) => true,
-            tungstenite::Error::Http(response) => {
-                let status = response.status();
-                status.is_client_error()
-                    && status != StatusCode::REQUEST_TIMEOUT
-                    && status != StatusCode::TOO_MANY_REQUESTS
-            }
-            _ => false,
-        }
-    }
-}
-
-/// tungstenite's text, except for an HTTP refusal, whose text (`HTTP error: 403 Forbidden`) is
-/// completed with what the server was asked.
-fn describe(error: &tungstenite::Error) -> String {
-    match error {
-        tungstenite::Error::Http(response) => {
-            format!("the server refused the upgrade: HTTP {}", response.status())
-        }
-        other => other.to_string(),
+        matches!(self, WatchError::Connect(error) if error.is_permanent())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nursery_net::tungstenite::error::UrlError;
-    use nursery_net::tungstenite::http::Response;
 
     fn refused(status: u16) -> WatchError {
-        let response = Response::builder().status(status).body(None).unwrap();
-        WatchError::Connect(tungstenite::Error::Http(Box::new(response)))
+        WatchError::Connect(ConnectError::Status {
+            status,
+            retry_after: None,
+        })
     }
 
     #[test]
@@ -81,9 +53,15 @@ mod tests {
 
     #[test]
     fn url_errors_are_permanent_io_errors_are_not() {
-        let url = WatchError::Connect(tungstenite::Error::Url(UrlError::UnsupportedUrlScheme));
+        let url = WatchError::Connect(ConnectError::UnsupportedScheme {
+            scheme: "http".into(),
+        });
         assert!(url.is_permanent());
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(!WatchError::Connect(tungstenite::Error::Io(refused)).is_permanent());
+        let refused = ConnectError::Io {
+            stage: nursery_net::ConnectStage::Tcp,
+            source: refused,
+        };
+        assert!(!WatchError::Connect(refused).is_permanent());
     }
 }

@@ -24,7 +24,9 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// As for a nursery dropped by foreign code: the body and the watcher are dropped at once, and
 /// the close runs on a detached task, still bounded by the close timeout; the nearest
-/// enclosing scope of the `nursery` crate waits for it.
+/// enclosing scope of the `nursery` crate waits for it. The close is registered when
+/// `supervise` is called, so this holds from then on: a future dropped before its first poll,
+/// or first polled inside an already cancelled scope, closes the connection too.
 ///
 /// # Examples
 ///
@@ -44,14 +46,14 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// }
 /// # Ok(()) }
 /// ```
-pub async fn supervise<C, T, E, F, Fut>(conn: C, body: F) -> Result<T, E>
+pub fn supervise<C, T, E, F, Fut>(conn: C, body: F) -> impl Future<Output = Result<T, E>>
 where
     C: Connection,
     F: FnOnce(C) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: From<ConnectionLost> + fmt::Display + Send + 'static,
 {
-    Supervisor::new().run(conn, body).await
+    Supervisor::new().run(conn, body)
 }
 
 /// Runs bodies with a connection under supervision: force-exit on loss with a typed
@@ -220,28 +222,36 @@ impl Supervisor {
     /// As for a nursery dropped by foreign code: the body and the watcher are dropped at once,
     /// and the close runs on a detached task, bounded; the nearest enclosing scope of the
     /// `nursery` crate waits for it. Cancelling through a `tokio_nursery::CancelScope` instead lets
-    /// the close finish before the scope returns.
+    /// the close finish before the scope returns. The close is registered when `run` is called,
+    /// not at the first poll: a future dropped unpolled, or first polled inside a cancelled
+    /// scope (its body then never runs), still closes the connection.
     ///
     /// # Examples
     ///
     /// See [`Supervisor`] and [`supervise`].
-    pub async fn run<C, T, E, F, Fut>(&self, conn: C, body: F) -> Result<T, E>
+    pub fn run<C, T, E, F, Fut>(&self, conn: C, body: F) -> impl Future<Output = Result<T, E>>
     where
         C: Connection,
         F: FnOnce(C) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: From<ConnectionLost> + fmt::Display + Send + 'static,
     {
-        self.run_attempt(1, conn, body).await
+        self.run_attempt(1, conn, body)
     }
 
     /// One supervised run, numbered `attempt` in the events.
-    pub(crate) async fn run_attempt<C, T, E, F, Fut>(
+    ///
+    /// The nursery is built here, not at the first poll, and the close is registered with it
+    /// while it is built: a run dropped unpolled, or first polled inside a cancelled scope
+    /// (Rule 3: its body is then dropped unpolled), still closes the connection, on the
+    /// detached finisher or in the cleanup phase (§3.4). Registering the close from inside the
+    /// body, as trio's `finally` does, would skip it on those paths.
+    pub(crate) fn run_attempt<C, T, E, F, Fut>(
         &self,
         attempt: u32,
         conn: C,
         body: F,
-    ) -> Result<T, E>
+    ) -> impl Future<Output = Result<T, E>>
     where
         C: Connection,
         F: FnOnce(C) -> Fut,
@@ -254,53 +264,71 @@ impl Supervisor {
         let signal = conn.loss_signal().clone();
         // The nursery's own bound is a backstop: the close is bounded inside the cleanup.
         let backstop = close_timeout.saturating_add(Duration::from_secs(1));
-        let out = tokio_nursery::NurseryBuilder::new()
+        let closing = close(conn.clone(), close_timeout, attempt, observer.clone());
+        let supervised = tokio_nursery::NurseryBuilder::new()
             .name(Arc::clone(&self.name))
             .cleanup_timeout(backstop)
-            .run(|n| async move {
+            .run(move |n| {
                 // `finally: await connection.disconnect()`
-                let closer = conn.clone();
-                n.defer(async move {
-                    let started = Instant::now();
-                    let closed = tokio_nursery::move_on_after(close_timeout, closer.close()).await;
-                    let event = Event::Closed {
-                        attempt,
-                        took: started.elapsed(),
-                        timed_out: closed.is_none(),
-                    };
-                    Observer::emit(&observer, event);
-                    Ok(())
-                });
-                // `nursery.start_soon(connection.wait_disconnected)`
-                let watched = conn.clone();
-                n.spawn_named("connection watcher", async move {
-                    let signal = watched.loss_signal();
-                    let detected = tokio::select! {
-                        biased;
-                        reason = signal.fired() => reason,
-                        reason = watched.watch() => reason,
-                    };
-                    signal.fire(detected.clone());
-                    // The first report wins, whoever made it.
-                    let reason = signal.reason().unwrap_or(detected);
-                    if let Some(grace) = drain.filter(|_| reason.is_clean_close()) {
-                        // The body reads what was buffered, then meets the loss in `recv`.
-                        tokio::time::sleep(grace).await;
-                    }
-                    Err(E::from(ConnectionLost::new(reason)))
-                });
-                // `yield connection`
-                let out = body(conn).await;
-                // Normal exit: stop the watcher (`nursery.cancel_scope.cancel()`).
-                n.cancel();
-                out
-            })
-            .await;
-        if out.is_err() {
-            if let Some(reason) = signal.reason() {
-                Observer::emit(&self.observer, Event::Lost { attempt, reason });
+                n.defer(closing);
+                async move {
+                    // `nursery.start_soon(connection.wait_disconnected)`
+                    n.spawn_named("connection watcher", watch::<C, E>(conn.clone(), drain));
+                    // `yield connection`
+                    let out = body(conn).await;
+                    // Normal exit: stop the watcher (`nursery.cancel_scope.cancel()`).
+                    n.cancel();
+                    out
+                }
+            });
+        async move {
+            let out = supervised.await;
+            if out.is_err() {
+                if let Some(reason) = signal.reason() {
+                    Observer::emit(&observer, Event::Lost { attempt, reason });
+                }
             }
+            out
         }
-        out
     }
+}
+
+/// The deferred close: bounded by `timeout`, reported as [`Event::Closed`].
+async fn close<C: Connection, E>(
+    conn: C,
+    timeout: Duration,
+    attempt: u32,
+    observer: Option<Observer>,
+) -> Result<(), E> {
+    let started = Instant::now();
+    let closed = tokio_nursery::move_on_after(timeout, conn.close()).await;
+    let event = Event::Closed {
+        attempt,
+        took: started.elapsed(),
+        timed_out: closed.is_none(),
+    };
+    Observer::emit(&observer, event);
+    Ok(())
+}
+
+/// The watcher child: drives the connection until it is lost (or the signal fires), then fails
+/// the nursery with the first reason reported, after the drain grace for a clean close.
+async fn watch<C: Connection, E: From<ConnectionLost>>(
+    conn: C,
+    drain: Option<Duration>,
+) -> Result<(), E> {
+    let signal = conn.loss_signal();
+    let detected = tokio::select! {
+        biased;
+        reason = signal.fired() => reason,
+        reason = conn.watch() => reason,
+    };
+    signal.fire(detected.clone());
+    // The first report wins, whoever made it.
+    let reason = signal.reason().unwrap_or(detected);
+    if let Some(grace) = drain.filter(|_| reason.is_clean_close()) {
+        // The body reads what was buffered, then meets the loss in `recv`.
+        tokio::time::sleep(grace).await;
+    }
+    Err(E::from(ConnectionLost::new(reason)))
 }

@@ -34,6 +34,7 @@ pub struct TcpConfig {
     pub(crate) read_buffer_size: usize,
     pub(crate) inbound_capacity: usize,
     pub(crate) inbound_bytes: usize,
+    pub(crate) connect_timeout: Duration,
 }
 
 impl Default for TcpConfig {
@@ -44,6 +45,7 @@ impl Default for TcpConfig {
             read_buffer_size: 8 * 1024,
             inbound_capacity: 64,
             inbound_bytes: 1 << 20,
+            connect_timeout: crate::ws::config::DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -56,12 +58,14 @@ impl fmt::Debug for TcpConfig {
             .field("read_buffer_size", &self.read_buffer_size)
             .field("inbound_capacity", &self.inbound_capacity)
             .field("inbound_bytes", &self.inbound_bytes)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
 
 impl TcpConfig {
-    /// No heartbeat, no idle timeout, 8 KiB reads, 64 buffered inbound chunks.
+    /// No heartbeat, no idle timeout, 8 KiB reads, 64 buffered inbound chunks, a 10 s connect
+    /// timeout.
     ///
     /// ```
     /// assert!(nursery_net::TcpConfig::new().get_heartbeat().is_none());
@@ -142,5 +146,29 @@ impl TcpConfig {
     pub fn inbound_bytes(mut self, bytes: usize) -> Self {
         self.inbound_bytes = bytes.max(1);
         self
+    }
+
+    /// Bounds [`TcpConnection::connect`](crate::TcpConnection::connect) (default 10 s): past
+    /// it the connect fails with [`ConnectError::Timeout`](crate::ConnectError::Timeout) at the
+    /// [`Tcp`](crate::ConnectStage::Tcp) stage. `Duration::MAX` means no bound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = nursery_net::TcpConfig::new().connect_timeout(Duration::from_secs(2));
+    /// assert_eq!(config.get_connect_timeout(), Duration::from_secs(2));
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The connect timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(nursery_net::TcpConfig::new().get_connect_timeout(), Duration::from_secs(10));
+    /// ```
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 }

@@ -10,6 +10,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::Mutex;
 
+use crate::connect::deadline::Deadline;
+use crate::connect::error::{ConnectError, ConnectStage};
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
 use crate::loss::accounting::Accounting;
@@ -35,7 +37,7 @@ use crate::tcp::config::TcpConfig;
 /// ```no_run
 /// use nursery_net::{supervise, ConnectionLost, TcpConfig, TcpConnection};
 ///
-/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let conn = TcpConnection::connect("127.0.0.1:7000", TcpConfig::new()).await?;
 /// let result: Result<(), ConnectionLost> = supervise(conn, |conn| async move {
 ///     loop {
@@ -76,18 +78,36 @@ impl fmt::Debug for TcpConnection {
 }
 
 impl TcpConnection {
-    /// Connects to `addr` (Nagle's algorithm off).
+    /// Connects to `addr` (Nagle's algorithm off), bounded by [`TcpConfig::connect_timeout`]
+    /// (10 s by default). A failure is a typed [`ConnectError`] at the
+    /// [`Tcp`](crate::ConnectStage::Tcp) stage (`Io`: refused, unreachable, a name that does
+    /// not resolve; `Timeout`), never permanent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped midway, no socket is left open.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it abandons the connect.
     ///
     /// ```no_run
-    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// # #[tokio::main] async fn main() -> Result<(), nursery_net::ConnectError> {
     /// let conn = nursery_net::TcpConnection::connect("127.0.0.1:7000", Default::default()).await?;
     /// println!("connected to {}", conn.peer_addr());
     /// # Ok(()) }
     /// ```
-    pub async fn connect(addr: impl ToSocketAddrs, config: TcpConfig) -> io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Self::from_stream(stream, config)
+    pub async fn connect(
+        addr: impl ToSocketAddrs,
+        config: TcpConfig,
+    ) -> Result<Self, ConnectError> {
+        let io = |e| ConnectError::io(ConnectStage::Tcp, e);
+        let connect = async { TcpStream::connect(addr).await.map_err(io) };
+        let stream = Deadline::after(config.connect_timeout)
+            .run(ConnectStage::Tcp, connect)
+            .await?;
+        stream.set_nodelay(true).map_err(io)?;
+        Self::from_stream(stream, config).map_err(io)
     }
 
     /// Wraps an established stream (for example one accepted by a server).
@@ -124,7 +144,7 @@ impl TcpConnection {
     /// The peer's address.
     ///
     /// ```no_run
-    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let conn = nursery_net::TcpConnection::connect("127.0.0.1:7000", Default::default()).await?;
     /// assert_eq!(conn.peer_addr().port(), 7000);
     /// # Ok(()) }
@@ -136,7 +156,7 @@ impl TcpConnection {
     /// The local address.
     ///
     /// ```no_run
-    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let conn = nursery_net::TcpConnection::connect("127.0.0.1:7000", Default::default()).await?;
     /// assert!(conn.local_addr().ip().is_loopback());
     /// # Ok(()) }
@@ -233,7 +253,7 @@ impl TcpConnection {
     ///
     /// ```no_run
     /// use nursery_net::{supervise, ConnectionLost, TcpConfig, TcpConnection};
-    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let conn = TcpConnection::connect("127.0.0.1:7000", TcpConfig::new()).await?;
     /// let handle = conn.clone();
     /// let _ = supervise(conn, |c| async move { c.recv().await.map(drop) }).await;

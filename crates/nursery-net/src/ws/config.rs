@@ -14,7 +14,8 @@ const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
 /// no idle timeout; messages and frames up to 16 MiB (a larger one from the peer is a
 /// [`ProtocolError::MessageTooLarge`](crate::ProtocolError::MessageTooLarge)); reads of up to
 /// 4 KiB; a read-ahead of 64 messages and 1 MiB; 64 messages queued for the writer; an
-/// in-flight window of 4 MiB.
+/// in-flight window of 4 MiB; a connect (TCP and upgrade) and an `accept` handshake bounded
+/// by 10 s each.
 ///
 /// # Examples
 ///
@@ -40,7 +41,13 @@ pub struct WsConfig {
     pub(crate) inbound_bytes: usize,
     pub(crate) outbound_capacity: usize,
     pub(crate) in_flight_window: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
 }
+
+/// The default bound on a connect (TCP and upgrade) and on `accept`'s handshake: 10 s, long
+/// enough for a slow network and a loaded server, short enough that a stalled one is noticed.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default read-ahead bound in bytes: 1 MiB.
 pub(crate) const DEFAULT_INBOUND_BYTES: usize = 1 << 20;
@@ -64,6 +71,8 @@ impl Default for WsConfig {
             inbound_bytes: DEFAULT_INBOUND_BYTES,
             outbound_capacity: 64,
             in_flight_window: DEFAULT_IN_FLIGHT_WINDOW,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            handshake_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -255,6 +264,58 @@ impl WsConfig {
     pub fn outbound_capacity(mut self, messages: usize) -> Self {
         self.outbound_capacity = messages.max(1);
         self
+    }
+
+    /// Bounds [`WsConnection::connect`](crate::WsConnection::connect): the TCP connect and the
+    /// upgrade together (default 10 s). Past it the connect fails with
+    /// [`ConnectError::Timeout`](crate::ConnectError::Timeout), naming the stage it was in;
+    /// every [`Reconnect`](crate::Reconnect) attempt that connects with this config is bounded
+    /// the same way. `Duration::MAX` means no bound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = nursery_net::WsConfig::new().connect_timeout(Duration::from_secs(3));
+    /// assert_eq!(config.get_connect_timeout(), Duration::from_secs(3));
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The connect timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(nursery_net::WsConfig::new().get_connect_timeout(), Duration::from_secs(10));
+    /// ```
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Bounds the server side of the opening handshake,
+    /// [`WsConnection::accept`](crate::WsConnection::accept) (default 10 s): a client that
+    /// opens a socket and sends nothing, or sends its request a byte at a time, gets
+    /// [`ConnectError::Timeout`](crate::ConnectError::Timeout) and its socket closed.
+    /// `Duration::MAX` means no bound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = nursery_net::WsConfig::new().handshake_timeout(Duration::from_secs(2));
+    /// assert_eq!(config.get_handshake_timeout(), Duration::from_secs(2));
+    /// ```
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The handshake timeout of `accept`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(nursery_net::WsConfig::new().get_handshake_timeout(), Duration::from_secs(10));
+    /// ```
+    pub fn get_handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
     }
 
     /// The tungstenite configuration these settings map to.

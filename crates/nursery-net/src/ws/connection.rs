@@ -10,6 +10,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::connect::deadline::Deadline;
+use crate::connect::error::{ConnectError, ConnectStage};
+use crate::connect::ws as connect;
 use crate::connection::Connection;
 use crate::error::ConnectionLost;
 use crate::loss::accounting::Accounting;
@@ -110,22 +113,57 @@ impl WsConnection {
     /// Connects to a `ws://` URL (or a request built with tungstenite's `IntoClientRequest`,
     /// to add headers) and performs the opening handshake. Nagle's algorithm is off.
     ///
-    /// ```no_run
-    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let conn = nursery_net::WsConnection::connect("ws://127.0.0.1:9000", Default::default()).await?;
-    /// # drop(conn); Ok(()) }
+    /// The TCP connect and the upgrade together are bounded by
+    /// [`WsConfig::connect_timeout`] (10 s by default): past it the connect fails with
+    /// [`ConnectError::Timeout`], naming the stage it was in. The URL is checked before any
+    /// socket is opened. Errors are typed ([`ConnectError`]):
+    /// a bad URL or scheme, the TCP connect or the upgrade failing (with its stage), an HTTP
+    /// status instead of the upgrade (with `Retry-After`), and whether retrying can help
+    /// ([`ConnectError::is_permanent`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped midway, nothing is left behind (a half-open socket is closed).
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it closes whatever socket it had opened.
+    ///
+    /// ```
+    /// use nursery_net::{ConnectError, WsConfig, WsConnection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = WsConnection::connect("http://127.0.0.1:9000", WsConfig::new()).await.unwrap_err();
+    /// assert!(matches!(err, ConnectError::UnsupportedScheme { .. }));
+    /// assert!(err.is_permanent());
+    /// # }
     /// ```
     pub async fn connect(
         request: impl IntoClientRequest + Unpin,
         config: WsConfig,
-    ) -> Result<Self, WsError> {
-        let websocket = config.websocket();
-        let (stream, _response) =
-            tokio_tungstenite::connect_async_with_config(request, Some(websocket), true).await?;
+    ) -> Result<Self, ConnectError> {
+        let target = connect::target(request)?;
+        let deadline = Deadline::after(config.connect_timeout);
+        let tcp = connect::tcp(&target.host, target.port);
+        let stream = deadline.run(ConnectStage::Tcp, tcp).await?;
+        let upgrade = connect::upgrade(target.request, stream, config.websocket());
+        let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
         Ok(Self::from_stream(stream, config))
     }
 
-    /// Performs the server side of the opening handshake on an accepted socket.
+    /// Performs the server side of the opening handshake on an accepted socket, bounded by
+    /// [`WsConfig::handshake_timeout`] (10 s by default), so a client that opens a socket and
+    /// sends nothing, or trickles its request, cannot hold the task. Errors are typed
+    /// ([`ConnectError`], at the [`Upgrade`](crate::ConnectStage::Upgrade) stage; the timeout
+    /// is [`ConnectError::Timeout`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped midway, the socket is closed.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it closes the socket.
     ///
     /// ```no_run
     /// use nursery_net::{WsConfig, WsConnection};
@@ -136,10 +174,10 @@ impl WsConnection {
     /// let conn = WsConnection::accept(socket, WsConfig::new()).await?;
     /// # drop(conn); Ok(()) }
     /// ```
-    pub async fn accept(socket: TcpStream, config: WsConfig) -> Result<Self, WsError> {
-        socket.set_nodelay(true).map_err(WsError::Io)?;
-        let websocket = config.websocket();
-        let stream = tokio_tungstenite::accept_async_with_config(socket, Some(websocket)).await?;
+    pub async fn accept(socket: TcpStream, config: WsConfig) -> Result<Self, ConnectError> {
+        let deadline = Deadline::after(config.handshake_timeout);
+        let upgrade = connect::accept(socket, config.websocket());
+        let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
         Ok(Self::from_stream(stream, config))
     }
 
