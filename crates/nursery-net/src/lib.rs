@@ -92,6 +92,7 @@ mod error;
 mod loss;
 mod supervise;
 mod tcp;
+mod tls;
 mod ws;
 
 pub use connect::error::{ConnectError, ConnectStage};
@@ -107,6 +108,7 @@ pub use supervise::reconnect::Reconnect;
 pub use supervise::supervisor::{supervise, Supervisor, DEFAULT_CLOSE_TIMEOUT};
 pub use tcp::config::TcpConfig;
 pub use tcp::connection::TcpConnection;
+pub use tls::{TlsConfig, TlsError, TlsFailure, TlsServerConfig};
 pub use tokio_tungstenite::tungstenite;
 pub use ws::config::WsConfig;
 pub use ws::connection::WsConnection;

@@ -56,9 +56,9 @@ async fn closed_port() -> std::net::SocketAddr {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_scheme_other_than_ws_is_permanent_and_opens_no_socket() {
+async fn a_scheme_other_than_ws_or_wss_is_permanent_and_opens_no_socket() {
     let (listener, addr) = listener().await;
-    for url in [format!("http://{addr}/"), format!("wss://{addr}/")] {
+    for url in [format!("http://{addr}/"), format!("ftp://{addr}/")] {
         let err = ws_connect(url.clone()).await;
         let ConnectError::UnsupportedScheme { scheme } = &err else {
             panic!("{url}: expected UnsupportedScheme, got {err:?}");

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 /// use nursery_net::ConnectStage;
 /// assert_eq!(ConnectStage::Tcp.to_string(), "TCP connect");
 /// assert_eq!(ConnectStage::Upgrade.to_string(), "WebSocket upgrade");
+/// assert_eq!(ConnectStage::Tls.to_string(), "TLS handshake");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -21,6 +22,8 @@ pub enum ConnectStage {
     Tcp,
     /// The WebSocket opening handshake (the HTTP upgrade), on either side.
     Upgrade,
+    /// The TLS handshake (`wss://`, or `accept_tls`), on either side.
+    Tls,
 }
 
 impl fmt::Display for ConnectStage {
@@ -28,6 +31,7 @@ impl fmt::Display for ConnectStage {
         f.write_str(match self {
             ConnectStage::Tcp => "TCP connect",
             ConnectStage::Upgrade => "WebSocket upgrade",
+            ConnectStage::Tls => "TLS handshake",
         })
     }
 }
@@ -48,6 +52,8 @@ impl fmt::Display for ConnectStage {
 /// | [`Status`](Self::Status) any other (4xx; 3xx and 2xx: redirects are not followed) | yes |
 /// | [`Timeout`](Self::Timeout), [`Io`](Self::Io) (refused, reset, unreachable) | no |
 /// | [`Handshake`](Self::Handshake) (an answer that is not a valid upgrade) | no |
+/// | [`Tls`](Self::Tls): a certificate or host name rejected, no common protocol | yes |
+/// | [`Tls`](Self::Tls): the handshake broke (closed or reset midway) | no |
 ///
 /// A handshake protocol error is retried because a proxy or a restarting server can answer
 /// that way for a while; the backoff bounds the cost. Use
@@ -89,8 +95,8 @@ pub enum ConnectError {
         #[source]
         source: Option<WsError>,
     },
-    /// The URL's scheme is not one this build can connect to (`ws` only): permanent.
-    #[error("URL scheme `{scheme}` is not supported (use ws://)")]
+    /// The URL's scheme is not one this build can connect to (`ws` and `wss`): permanent.
+    #[error("URL scheme `{scheme}` is not supported (use ws:// or wss://)")]
     UnsupportedScheme {
         /// The scheme of the URL (empty if it has none).
         scheme: String,
@@ -135,6 +141,10 @@ pub enum ConnectError {
         #[source]
         source: WsError,
     },
+    /// The TLS handshake failed: permanent for a rejected certificate or host name (see
+    /// [`TlsFailure::is_permanent`](crate::TlsFailure::is_permanent)).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsFailure),
 }
 
 fn describe_status(status: u16) -> String {
@@ -163,6 +173,7 @@ impl ConnectError {
         match self {
             ConnectError::InvalidUrl { .. } | ConnectError::UnsupportedScheme { .. } => true,
             ConnectError::Status { status, .. } => !matches!(status, 408 | 429 | 500..=599),
+            ConnectError::Tls(failure) => failure.is_permanent(),
             ConnectError::Timeout { .. }
             | ConnectError::Io { .. }
             | ConnectError::Handshake { .. } => false,
@@ -223,6 +234,7 @@ impl ConnectError {
             ConnectError::Handshake { .. } | ConnectError::Status { .. } => {
                 Some(ConnectStage::Upgrade)
             }
+            ConnectError::Tls(_) => Some(ConnectStage::Tls),
             ConnectError::InvalidUrl { .. } | ConnectError::UnsupportedScheme { .. } => None,
         }
     }

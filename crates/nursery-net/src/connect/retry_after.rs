@@ -1,8 +1,8 @@
-// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date in any of the three formats
-// a recipient must accept (IMF-fixdate, RFC 850, asctime; §5.6.7). A date is turned into the
-// time left until it, measured against the wall clock when the response arrived, because the
-// reconnect loop waits on tokio's clock, which has no calendar. A date in the past is a wait of
-// zero; anything unparsable is no wait at all (the backoff alone decides).
+// `Retry-After` (RFC 9110, section 10.2.3): delay-seconds, or an HTTP-date in any of the three
+// formats a recipient must accept (IMF-fixdate, RFC 850, asctime; RFC 9110, section 5.6.7). A date
+// is turned into the time left until it, measured against the wall clock when the response arrived,
+// because the reconnect loop waits on tokio's clock, which has no calendar. A date in the past is a
+// wait of zero; anything unparsable is no wait at all (the backoff alone decides).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

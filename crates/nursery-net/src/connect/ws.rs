@@ -5,6 +5,7 @@
 use std::io;
 use std::time::SystemTime;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, UrlError};
@@ -15,24 +16,31 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::connect::error::{ConnectError, ConnectStage};
 use crate::connect::retry_after;
+use crate::tls::{TlsConfig, TlsServerConfig};
 
 /// A checked client request and where to connect for it.
 pub(crate) struct Target {
     pub(crate) request: Request,
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// `wss://`: a TLS handshake comes between TCP and the upgrade.
+    pub(crate) tls: bool,
 }
 
-/// Builds the request and checks it can be used: a `ws` URL with a host.
+/// Builds the request and checks it can be used: a `ws` or `wss` URL with a host.
 pub(crate) fn target(request: impl IntoClientRequest) -> Result<Target, ConnectError> {
     let request = request.into_client_request().map_err(from_request)?;
     let uri = request.uri();
     let scheme = uri.scheme_str().unwrap_or_default();
-    if !scheme.eq_ignore_ascii_case("ws") {
+    let tls = if scheme.eq_ignore_ascii_case("wss") {
+        true
+    } else if scheme.eq_ignore_ascii_case("ws") {
+        false
+    } else {
         return Err(ConnectError::UnsupportedScheme {
             scheme: scheme.to_owned(),
         });
-    }
+    };
     let host = match uri.host() {
         Some(host) if !host.is_empty() => host,
         _ => {
@@ -47,11 +55,12 @@ pub(crate) fn target(request: impl IntoClientRequest) -> Result<Target, ConnectE
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     Ok(Target {
         request,
         host,
         port,
+        tls,
     })
 }
 
@@ -66,12 +75,47 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError
     Ok(stream)
 }
 
-/// The client's upgrade on a connected stream.
-pub(crate) async fn upgrade(
-    request: Request,
+/// The TLS stage, client side: the handshake for `host`, with the certificate checked against
+/// `tls`'s roots. A rejected certificate or host name is a permanent `ConnectError::Tls`.
+pub(crate) async fn tls(
+    tls: &TlsConfig,
+    host: &str,
     stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    tls.connect(host, stream).await.map_err(from_tls)
+}
+
+/// The TLS stage, server side, on an accepted socket.
+pub(crate) async fn tls_accept(
+    tls: &TlsServerConfig,
+    socket: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ConnectError> {
+    socket
+        .set_nodelay(true)
+        .map_err(|e| ConnectError::io(ConnectStage::Tcp, e))?;
+    tls.accept(socket).await.map_err(from_tls)
+}
+
+fn from_tls(error: io::Error) -> ConnectError {
+    match crate::tls::classify(&error) {
+        Some(failure) => ConnectError::Tls(failure),
+        None if error.kind() == io::ErrorKind::InvalidInput => ConnectError::InvalidUrl {
+            reason: error.to_string(),
+            source: None,
+        },
+        None => ConnectError::io(ConnectStage::Tls, error),
+    }
+}
+
+/// The client's upgrade on a connected stream (plain TCP or TLS).
+pub(crate) async fn upgrade<S>(
+    request: Request,
+    stream: S,
     config: WebSocketConfig,
-) -> Result<WebSocketStream<TcpStream>, ConnectError> {
+) -> Result<WebSocketStream<S>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (stream, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
@@ -87,7 +131,18 @@ pub(crate) async fn accept(
     socket
         .set_nodelay(true)
         .map_err(|e| ConnectError::io(ConnectStage::Tcp, e))?;
-    tokio_tungstenite::accept_async_with_config(socket, Some(config))
+    accept_on(socket, config).await
+}
+
+/// The server's side of the upgrade on any stream (a TLS stream, say).
+pub(crate) async fn accept_on<S>(
+    stream: S,
+    config: WebSocketConfig,
+) -> Result<WebSocketStream<S>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio_tungstenite::accept_async_with_config(stream, Some(config))
         .await
         .map_err(from_handshake)
 }

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::tls::TlsConfig;
+
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::loss::liveness::Heartbeat;
@@ -43,6 +45,8 @@ pub struct WsConfig {
     pub(crate) in_flight_window: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
+    /// The roots `wss://` connects trust; `None`: the bundled Mozilla roots.
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 /// The default bound on a connect (TCP and upgrade) and on `accept`'s handshake: 10 s, long
@@ -73,6 +77,7 @@ impl Default for WsConfig {
             in_flight_window: DEFAULT_IN_FLIGHT_WINDOW,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             handshake_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -280,6 +285,30 @@ impl WsConfig {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// The TLS configuration of `wss://` connects: which roots a server certificate must chain
+    /// to. Without it the bundled Mozilla roots are trusted; for a private CA (a test, an
+    /// internal service) use [`TlsConfig::from_pem`]. The TLS handshake counts towards the
+    /// connect timeout.
+    ///
+    /// ```
+    /// let config = nursery_net::WsConfig::new().tls(nursery_net::TlsConfig::webpki_roots());
+    /// # drop(config);
+    /// ```
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS configuration `wss://` connects use (the bundled roots unless [`tls`] set one).
+    ///
+    /// [`tls`]: Self::tls
+    pub(crate) fn tls_or_default(&self) -> TlsConfig {
+        static DEFAULT: std::sync::OnceLock<TlsConfig> = std::sync::OnceLock::new();
+        self.tls
+            .clone()
+            .unwrap_or_else(|| DEFAULT.get_or_init(TlsConfig::webpki_roots).clone())
     }
 
     /// The connect timeout.

@@ -19,6 +19,7 @@ use crate::loss::accounting::Accounting;
 use crate::loss::link::{Link, Weigh};
 use crate::loss::reason::LossReason;
 use crate::loss::signal::LossSignal;
+use crate::tls::TlsServerConfig;
 use crate::ws::config::WsConfig;
 use crate::ws::ledger::Ledger;
 
@@ -110,10 +111,13 @@ impl fmt::Debug for WsConnection {
 }
 
 impl WsConnection {
-    /// Connects to a `ws://` URL (or a request built with tungstenite's `IntoClientRequest`,
-    /// to add headers) and performs the opening handshake. Nagle's algorithm is off.
+    /// Connects to a `ws://` or `wss://` URL (or a request built with tungstenite's
+    /// `IntoClientRequest`, to add headers) and performs the opening handshake. Nagle's
+    /// algorithm is off. For `wss://` the TLS handshake (rustls, the roots of
+    /// [`WsConfig::tls`]) checks the server's certificate for the URL's host; a rejected
+    /// certificate or host name is a permanent [`ConnectError::Tls`].
     ///
-    /// The TCP connect and the upgrade together are bounded by
+    /// The TCP connect, the TLS handshake and the upgrade together are bounded by
     /// [`WsConfig::connect_timeout`] (10 s by default): past it the connect fails with
     /// [`ConnectError::Timeout`], naming the stage it was in. The URL is checked before any
     /// socket is opened. Errors are typed ([`ConnectError`]):
@@ -146,7 +150,51 @@ impl WsConnection {
         let deadline = Deadline::after(config.connect_timeout);
         let tcp = connect::tcp(&target.host, target.port);
         let stream = deadline.run(ConnectStage::Tcp, tcp).await?;
+        if target.tls {
+            let tls = config.tls_or_default();
+            let handshake = connect::tls(&tls, &target.host, stream);
+            let stream = deadline.run(ConnectStage::Tls, handshake).await?;
+            let upgrade = connect::upgrade(target.request, stream, config.websocket());
+            let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
+            return Ok(Self::from_stream(stream, config));
+        }
         let upgrade = connect::upgrade(target.request, stream, config.websocket());
+        let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
+        Ok(Self::from_stream(stream, config))
+    }
+
+    /// [`accept`](Self::accept) over TLS: the TLS handshake with `tls`'s certificate, then the
+    /// upgrade, both within [`WsConfig::handshake_timeout`]. An EOF without TLS `close_notify`
+    /// later counts as an abort, not a clean close.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped midway, the socket is closed.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it closes the socket.
+    ///
+    /// ```no_run
+    /// use nursery_net::{TlsServerConfig, WsConfig, WsConnection};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = TlsServerConfig::from_pem(&std::fs::read("cert.pem")?, &std::fs::read("key.pem")?)?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9443").await?;
+    /// let (socket, _) = listener.accept().await?;
+    /// let conn = WsConnection::accept_tls(socket, &tls, WsConfig::new()).await?;
+    /// # drop(conn); Ok(()) }
+    /// ```
+    pub async fn accept_tls(
+        socket: TcpStream,
+        tls: &TlsServerConfig,
+        config: WsConfig,
+    ) -> Result<Self, ConnectError> {
+        let deadline = Deadline::after(config.handshake_timeout);
+        let stream = deadline
+            .run(ConnectStage::Tls, connect::tls_accept(tls, socket))
+            .await?;
+        let upgrade = connect::accept_on(stream, config.websocket());
         let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
         Ok(Self::from_stream(stream, config))
     }
