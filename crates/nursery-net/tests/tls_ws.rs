@@ -202,3 +202,57 @@ fn tls_server_config(pki: &tls::TestPki) -> std::sync::Arc<rustls::ServerConfig>
         .unwrap();
     std::sync::Arc::new(config)
 }
+
+/// TCP over TLS: bytes both ways under supervision, and the peer's `close_notify` then EOF is a
+/// clean close, while a certificate for another host is refused as for WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_over_tls_carries_bytes_and_a_close_notify_is_a_clean_close() {
+    use nursery_net::{TcpConfig, TcpConnection};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = tls::pki();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_server_config(&pki));
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut stream = acceptor.accept(socket).await.unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).await.unwrap();
+        stream.write_all(b"world").await.unwrap();
+        // A clean TLS close: close_notify, then FIN.
+        stream.shutdown().await.unwrap();
+    });
+    let ca = TlsConfig::from_pem(pki.ca_pem.as_bytes()).unwrap();
+    let conn = TcpConnection::connect_tls(addr, "localhost", &ca, TcpConfig::new())
+        .await
+        .expect("TLS connect");
+    let out: Result<(), AppError> = tokio::time::timeout(
+        HANG_GUARD,
+        supervise(conn, |c| async move {
+            c.send(b"hello").await?;
+            let mut got = Vec::new();
+            while got.len() < 5 {
+                got.extend(c.recv().await?);
+            }
+            assert_eq!(got, b"world");
+            loop {
+                c.recv().await?;
+            }
+        }),
+    )
+    .await
+    .expect("hang guard");
+    let Err(AppError::ConnectionLost(lost)) = out else {
+        panic!("expected the peer's close: {out:?}");
+    };
+    assert!(lost.reason.is_clean_close(), "{lost}");
+
+    let port = server(&pki.wrong_host, |_conn| async move {}).await;
+    let err = TcpConnection::connect_tls(("127.0.0.1", port), "localhost", &ca, TcpConfig::new())
+        .await
+        .expect_err("wrong host");
+    assert!(
+        matches!(err, ConnectError::Tls(TlsFailure::Hostname { .. })),
+        "{err:?}"
+    );
+}

@@ -16,7 +16,6 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::connect::error::{ConnectError, ConnectStage};
 use crate::connect::retry_after;
-use crate::tls::{TlsConfig, TlsServerConfig};
 
 /// A checked client request and where to connect for it.
 pub(crate) struct Target {
@@ -73,38 +72,6 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError
         .set_nodelay(true)
         .map_err(|e| ConnectError::io(ConnectStage::Tcp, e))?;
     Ok(stream)
-}
-
-/// The TLS stage, client side: the handshake for `host`, with the certificate checked against
-/// `tls`'s roots. A rejected certificate or host name is a permanent `ConnectError::Tls`.
-pub(crate) async fn tls(
-    tls: &TlsConfig,
-    host: &str,
-    stream: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
-    tls.connect(host, stream).await.map_err(from_tls)
-}
-
-/// The TLS stage, server side, on an accepted socket.
-pub(crate) async fn tls_accept(
-    tls: &TlsServerConfig,
-    socket: TcpStream,
-) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ConnectError> {
-    socket
-        .set_nodelay(true)
-        .map_err(|e| ConnectError::io(ConnectStage::Tcp, e))?;
-    tls.accept(socket).await.map_err(from_tls)
-}
-
-fn from_tls(error: io::Error) -> ConnectError {
-    match crate::tls::classify(&error) {
-        Some(failure) => ConnectError::Tls(failure),
-        None if error.kind() == io::ErrorKind::InvalidInput => ConnectError::InvalidUrl {
-            reason: error.to_string(),
-            source: None,
-        },
-        None => ConnectError::io(ConnectStage::Tls, error),
-    }
 }
 
 /// The client's upgrade on a connected stream (plain TCP or TLS).

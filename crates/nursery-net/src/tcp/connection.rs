@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::Mutex;
 
@@ -20,6 +19,12 @@ use crate::loss::liveness::{sleep_until, Liveness, Tick};
 use crate::loss::reason::LossReason;
 use crate::loss::signal::LossSignal;
 use crate::tcp::config::TcpConfig;
+use crate::tls::{TlsConfig, TlsServerConfig};
+
+/// The read half of the stream: a plain TCP socket's, or a TLS stream's.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half; its `shutdown` sends TLS `close_notify` before the FIN.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// A supervised TCP connection: a cheap `Clone` handle.
 ///
@@ -60,8 +65,8 @@ struct Inner {
     /// `send` calls that started writing (the one a loss cut short included).
     written: std::sync::atomic::AtomicU64,
     taken: std::sync::atomic::AtomicBool,
-    reader: Mutex<Option<OwnedReadHalf>>,
-    writer: Mutex<Option<OwnedWriteHalf>>,
+    reader: Mutex<Option<Reader>>,
+    writer: Mutex<Option<Writer>>,
     config: TcpConfig,
     peer_addr: SocketAddr,
     local_addr: SocketAddr,
@@ -127,7 +132,111 @@ impl TcpConnection {
         let peer_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
         let (reader, writer) = stream.into_split();
-        Ok(TcpConnection {
+        Ok(Self::from_halves(
+            Box::new(reader),
+            Box::new(writer),
+            (peer_addr, local_addr),
+            config,
+        ))
+    }
+
+    /// Connects to `addr` and performs the TLS handshake for `server_name` (verified against
+    /// the certificate, with `tls`'s roots), both within [`TcpConfig::connect_timeout`]. A
+    /// rejected certificate or host name is a permanent [`ConnectError::Tls`]. Under
+    /// supervision a peer's `close_notify` then EOF is a clean close, and an EOF without
+    /// `close_notify` an abort; the close sends `close_notify`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped midway, no socket is left open.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it abandons the connect.
+    ///
+    /// ```no_run
+    /// use nursery_net::{TcpConfig, TcpConnection, TlsConfig};
+    /// # #[tokio::main] async fn main() -> Result<(), nursery_net::ConnectError> {
+    /// let tls = TlsConfig::webpki_roots();
+    /// let conn = TcpConnection::connect_tls("example.org:443", "example.org", &tls, TcpConfig::new()).await?;
+    /// # drop(conn); Ok(()) }
+    /// ```
+    pub async fn connect_tls(
+        addr: impl ToSocketAddrs,
+        server_name: &str,
+        tls: &TlsConfig,
+        config: TcpConfig,
+    ) -> Result<Self, ConnectError> {
+        let io = |e| ConnectError::io(ConnectStage::Tcp, e);
+        let deadline = Deadline::after(config.connect_timeout);
+        let connect = async { TcpStream::connect(addr).await.map_err(io) };
+        let stream = deadline.run(ConnectStage::Tcp, connect).await?;
+        stream.set_nodelay(true).map_err(io)?;
+        let addrs = (
+            stream.peer_addr().map_err(io)?,
+            stream.local_addr().map_err(io)?,
+        );
+        let handshake = crate::connect::tls::connect(tls, server_name, stream);
+        let stream = deadline.run(ConnectStage::Tls, handshake).await?;
+        let (reader, writer) = tokio::io::split(stream);
+        Ok(Self::from_halves(
+            Box::new(reader),
+            Box::new(writer),
+            addrs,
+            config,
+        ))
+    }
+
+    /// The server side of TLS on an accepted socket, within [`TcpConfig::connect_timeout`]
+    /// (a client that never completes the handshake cannot hold the task).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped midway, the socket is closed.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it closes the socket.
+    ///
+    /// ```no_run
+    /// use nursery_net::{TcpConfig, TcpConnection, TlsServerConfig};
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = TlsServerConfig::from_pem(&std::fs::read("cert.pem")?, &std::fs::read("key.pem")?)?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:7443").await?;
+    /// let (socket, _) = listener.accept().await?;
+    /// let conn = TcpConnection::accept_tls(socket, &tls, TcpConfig::new()).await?;
+    /// # drop(conn); Ok(()) }
+    /// ```
+    pub async fn accept_tls(
+        socket: TcpStream,
+        tls: &TlsServerConfig,
+        config: TcpConfig,
+    ) -> Result<Self, ConnectError> {
+        let io = |e| ConnectError::io(ConnectStage::Tcp, e);
+        let addrs = (
+            socket.peer_addr().map_err(io)?,
+            socket.local_addr().map_err(io)?,
+        );
+        let handshake = crate::connect::tls::accept(tls, socket);
+        let stream = Deadline::after(config.connect_timeout)
+            .run(ConnectStage::Tls, handshake)
+            .await?;
+        let (reader, writer) = tokio::io::split(stream);
+        Ok(Self::from_halves(
+            Box::new(reader),
+            Box::new(writer),
+            addrs,
+            config,
+        ))
+    }
+
+    fn from_halves(
+        reader: Reader,
+        writer: Writer,
+        (peer_addr, local_addr): (SocketAddr, SocketAddr),
+        config: TcpConfig,
+    ) -> Self {
+        TcpConnection {
             inner: Arc::new(Inner {
                 link: Link::new(config.inbound_capacity, config.inbound_bytes),
                 written: Default::default(),
@@ -138,7 +247,7 @@ impl TcpConnection {
                 peer_addr,
                 local_addr,
             }),
-        })
+        }
     }
 
     /// The peer's address.

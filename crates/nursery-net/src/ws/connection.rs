@@ -152,7 +152,7 @@ impl WsConnection {
         let stream = deadline.run(ConnectStage::Tcp, tcp).await?;
         if target.tls {
             let tls = config.tls_or_default();
-            let handshake = connect::tls(&tls, &target.host, stream);
+            let handshake = crate::connect::tls::connect(&tls, &target.host, stream);
             let stream = deadline.run(ConnectStage::Tls, handshake).await?;
             let upgrade = connect::upgrade(target.request, stream, config.websocket());
             let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
@@ -192,7 +192,7 @@ impl WsConnection {
     ) -> Result<Self, ConnectError> {
         let deadline = Deadline::after(config.handshake_timeout);
         let stream = deadline
-            .run(ConnectStage::Tls, connect::tls_accept(tls, socket))
+            .run(ConnectStage::Tls, crate::connect::tls::accept(tls, socket))
             .await?;
         let upgrade = connect::accept_on(stream, config.websocket());
         let stream = deadline.run(ConnectStage::Upgrade, upgrade).await?;
