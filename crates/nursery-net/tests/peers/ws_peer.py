@@ -5,6 +5,8 @@ It is a peer nobody in this project wrote: the tests prove nursery-net against i
     ws_peer.py server MODE [options]   listen on 127.0.0.1:0, print `ready <port>`
     ws_peer.py client MODE URL [options]   connect to URL, print `ready <local port>`
 
+With --cert/--key the server serves wss:// (TLS); a client given a wss:// URL trusts --ca.
+
 Every event is one line on stdout, flushed at once (so a kill -9 loses no logged line):
 
     ready <port>
@@ -47,6 +49,7 @@ Client modes (URL of nursery-net's `WsConnection::accept` server):
 
 import argparse
 import asyncio
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -237,10 +240,28 @@ async def run_server(args):
             ping_interval=None,
             close_timeout=args.close_timeout,
             max_queue=None,
+            ssl=server_tls(args),
         )
     port = server.sockets[0].getsockname()[1]
     log("ready", port)
     await asyncio.Future()
+
+
+def server_tls(args):
+    """With --cert/--key: serve wss:// with that certificate chain and key (PEM files)."""
+    if not args.cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.cert, args.key)
+    return context
+
+
+def client_tls(args):
+    """For a wss:// URL: trust only --ca (a PEM file), if given."""
+    if not args.url.startswith("wss://"):
+        return None
+    context = ssl.create_default_context(cafile=args.ca)
+    return context
 
 
 async def run_client(args):
@@ -256,6 +277,7 @@ async def run_client(args):
         await asyncio.Future()
     async with connect(
         args.url,
+        ssl=client_tls(args),
         compression=None,
         ping_interval=None,
         close_timeout=args.close_timeout,
@@ -307,6 +329,9 @@ def main():
     parser.add_argument("--start-seq", dest="seq", type=int, default=0)
     parser.add_argument("--answers", type=int, default=1, help="chaos: answers per message")
     parser.add_argument("--close-timeout", type=float, default=60)
+    parser.add_argument("--cert", help="server: serve TLS with this certificate chain (PEM)")
+    parser.add_argument("--key", help="server: the certificate's private key (PEM)")
+    parser.add_argument("--ca", help="client: the CA to trust for wss:// (PEM)")
     parser.add_argument("--linger", action="store_true", help="client: stay alive after closing")
     args = parser.parse_args()
     # A test that ends kills the peer; no traceback for that.

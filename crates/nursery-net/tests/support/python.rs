@@ -199,6 +199,12 @@ impl Peer {
         format!("ws://127.0.0.1:{}/", self.port)
     }
 
+    /// The `wss://` URL of a server peer started with `--cert`/`--key` (a certificate for
+    /// `localhost`).
+    pub fn wss_url(&self) -> String {
+        format!("wss://localhost:{}/", self.port)
+    }
+
     /// Every line logged so far.
     pub fn lines(&self) -> Vec<Line> {
         self.log.lines.lock().unwrap().clone()

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// PEM texts: the CA's certificate, and (chain, key) pairs for two server certificates.
 pub struct TestPki {
@@ -28,6 +28,9 @@ pub fn pki() -> TestPki {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "nursery test CA");
     let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
     let issuer = Issuer::new(ca_params, ca_key);
     let localhost = leaf(&["localhost", "127.0.0.1"], &issuer);
