@@ -54,6 +54,7 @@
 //! use nursery_net::{supervise, ConnectionLost, TcpConfig, TcpConnection};
 //! use tokio::io::AsyncReadExt;
 //!
+//! // `thiserror` is not a dependency of this crate: add it to your own Cargo.toml.
 //! #[derive(Debug, thiserror::Error)]
 //! enum AppError {
 //!     #[error(transparent)]
