@@ -38,6 +38,8 @@ enum Inner<D> {
         rx: mpsc::Receiver<Msg<D>>,
         scope: CancelHandle,
         protocol: Protocol,
+        /// The service's body's size hint: the relay carries exactly its frames.
+        hint: SizeHint,
         done: bool,
     },
 }
@@ -58,12 +60,14 @@ impl<D> ScopedBody<D> {
         rx: mpsc::Receiver<Msg<D>>,
         scope: CancelHandle,
         protocol: Protocol,
+        hint: SizeHint,
     ) -> Self {
         ScopedBody {
             inner: Inner::Relay {
                 rx,
                 scope,
                 protocol,
+                hint,
                 done: false,
             },
         }
@@ -121,7 +125,8 @@ impl<D: bytes::Buf> Body for ScopedBody<D> {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Empty => SizeHint::with_exact(0),
-            Inner::Relay { .. } => SizeHint::default(),
+            Inner::Relay { done: true, .. } => SizeHint::with_exact(0),
+            Inner::Relay { hint, .. } => *hint,
         }
     }
 }

@@ -100,9 +100,9 @@ fn poll_head<D, SE>(
 ) -> Poll<Result<Response<ScopedBody<D>>, SE>> {
     if let Some(receiver) = head {
         match ready!(Pin::new(receiver).poll(cx)) {
-            Ok(Ok(parts)) => {
+            Ok(Ok((parts, hint))) => {
                 let frames = frames.take().expect("frames taken only here");
-                let body = ScopedBody::relay(frames, scope.clone(), protocol);
+                let body = ScopedBody::relay(frames, scope.clone(), protocol, hint);
                 return Poll::Ready(Ok(Response::from_parts(parts, body)));
             }
             Ok(Err(error)) => return Poll::Ready(Err(error)),

@@ -9,7 +9,7 @@ use std::pin::pin;
 use futures_util::FutureExt;
 use http::response::Parts;
 use http::Request;
-use http_body::{Body, Frame};
+use http_body::{Body, Frame, SizeHint};
 use tokio::sync::{mpsc, oneshot};
 use tokio_nursery::{nursery, CancelHandle, CancelScope};
 use tower_service::Service;
@@ -26,8 +26,9 @@ pub(crate) enum Msg<D> {
     Failure(Failure),
 }
 
-/// The response head, or the service's own error.
-pub(crate) type Head<SE> = Result<Parts, SE>;
+/// The response head with its body's size hint (so hyper can send a `content-length`), or the
+/// service's own error.
+pub(crate) type Head<SE> = Result<(Parts, SizeHint), SE>;
 
 /// Everything the child needs; built in `call`, moved into the task.
 pub(crate) struct Job<S, ReqB, SE, D> {
@@ -130,7 +131,7 @@ where
             return Ok(());
         }
     };
-    if sender.send(Ok(parts)).is_err() {
+    if sender.send(Ok((parts, body.size_hint()))).is_err() {
         disconnected();
         return Ok(());
     }
