@@ -130,8 +130,12 @@ impl Log {
                 Event::Retrying { attempt, delay } => {
                     format!("attempt {attempt}: reconnecting in {}", secs(*delay))
                 }
-                Event::GaveUp { attempts, error } => format!(
-                    "gave up after {attempts} attempts in {}: {error}",
+                Event::GaveUp {
+                    attempts,
+                    why,
+                    error,
+                } => format!(
+                    "gave up after {attempts} attempts in {} ({why}): {error}",
                     secs(self.started.elapsed())
                 ),
                 other => other.to_string(),
