@@ -67,8 +67,9 @@ Stopping:
 
 Exit status:
   0    stopped by Ctrl-C or SIGTERM, after the close (answered, or dropped at --close-timeout)
-  1    gave up: --max-attempts reached, or a permanent connect error (the server refused the
-       upgrade with an HTTP 4xx status other than 408 or 429, or a URL or TLS error); not retried
+  1    gave up: --max-attempts reached, or a permanent connect error (the server answered the
+       upgrade with an HTTP status other than 408, 429 or 5xx, or a URL error); not retried.
+       Connect timeouts (--connect-timeout), refusals and resets are retried
   2    the command line is wrong (unknown option, bad value, a URL that is not ws:// or wss://)
   130  a second Ctrl-C: exited without waiting for the close
   143  a second SIGTERM: exited without waiting for the close";
@@ -84,9 +85,10 @@ pub(crate) struct WatchOptions {
     /// Do not read stdin (nothing but `--send` messages is sent).
     #[arg(long)]
     pub(crate) no_stdin: bool,
-    // Place for `--connect-timeout <DURATION>` (bound on TCP connect, TLS and the upgrade):
-    // to add once nursery-net's `WsConfig` has a connect timeout. Then a stalled server is
-    // reported as a timeout and retried, rather than leaving an attempt at `connecting`.
+    /// Bound on each connect attempt (TCP connect and the WebSocket upgrade): a stalled server
+    /// is reported as a timeout and retried.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) connect_timeout: Duration,
     // Place for `--ca-file <PEM>` (extra roots for a private CA on `wss://`): to add once
     // nursery-net accepts a custom root store for its TLS connector.
     /// Silence from the endpoint before a ping is sent.

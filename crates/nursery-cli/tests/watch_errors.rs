@@ -138,3 +138,43 @@ async fn a_heartbeat_loss_reports_the_real_silence() {
     assert_eq!(code, Some(1), "{stdout}");
     drop(ws);
 }
+
+/// Issue 11, observation 2: against a server that accepts TCP and never answers the upgrade,
+/// `nursery watch` stayed at `attempt 1: connecting`. Now each attempt ends with a connect
+/// timeout and is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_is_a_connect_timeout_and_is_retried() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new(); // accepted, never read, never answered
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let args = [
+        "watch",
+        &url,
+        "--connect-timeout",
+        "300ms",
+        "--max-attempts",
+        "2",
+    ];
+    let watch = Watch::start(&args, false);
+    let (code, stdout, stderr) = watch.finish().await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("connect failed after")
+                && l.ends_with("WebSocket upgrade timed out after 300ms"))
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert!(stdout.contains("attempt 2: reconnecting in"), "{stdout}");
+    assert!(
+        stderr.starts_with("nursery: gave up: WebSocket upgrade timed out after 300ms"),
+        "{stderr}"
+    );
+    server.abort();
+}

@@ -18,8 +18,14 @@
 //! - Transports: [`TcpConnection`] (with an application-level heartbeat hook) and
 //!   [`WsConnection`] (tokio-tungstenite: ping/pong heartbeats, close handshake, message size
 //!   limits). Implement [`Connection`] to supervise anything else.
-//! - [`Reconnect`]: after a loss, close, wait with exponential [`Backoff`] and jitter,
-//!   reconnect and run the body again, within limits, reporting [`Event`]s.
+//! - Opening a connection never hangs and fails with a typed [`ConnectError`]: a connect timeout
+//!   ([`WsConfig::connect_timeout`], [`TcpConfig::connect_timeout`]) and a handshake timeout
+//!   for [`WsConnection::accept`], 10 s by default; [`ConnectError::is_permanent`] and
+//!   [`ConnectError::retry_after`] say whether and when to try again.
+//! - [`Reconnect`]: after a loss or a transient connect failure, close, wait with exponential
+//!   [`Backoff`] and jitter (reset only after a connection stayed up for `stable_after`, at
+//!   least a server's `Retry-After`), reconnect, run a [`Setup`] step and the body again,
+//!   within limits; permanent errors give up at once ([`Retry`]); [`Event`]s report each step.
 //! - The body's own cleanups: `on_close` on either transport runs async code once with the
 //!   connection's close, bounded by the close timeout, with the loss reason.
 //!
@@ -105,7 +111,9 @@ pub use loss::reason::{LossReason, ProtocolError};
 pub use loss::signal::LossSignal;
 pub use supervise::backoff::{Backoff, Delays};
 pub use supervise::event::Event;
-pub use supervise::reconnect::Reconnect;
+pub use supervise::reconnect::{Reconnect, DEFAULT_STABLE_AFTER};
+pub use supervise::retry::{GiveUp, Retry};
+pub use supervise::setup::{NoSetup, Setup};
 pub use supervise::supervisor::{supervise, Supervisor, DEFAULT_CLOSE_TIMEOUT};
 pub use tcp::config::TcpConfig;
 pub use tcp::connection::TcpConnection;

@@ -320,7 +320,6 @@ async fn an_upgrade_never_answered_is_a_connect_timeout() {
 /// Observation 4: a server that completes the upgrade and closes at once. The backoff must not
 /// reset after a connection that did not stay up: the waits grow.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until the backoff resets only after `stable_after` (issue 11)"]
 async fn accept_and_close_at_once_backs_off() {
     let Some(peer) = python::server("accept-close", "accept-close", &[]).await else {
         return;
@@ -369,7 +368,6 @@ async fn accept_and_close_at_once_backs_off() {
 
 /// Observation 4: an HTTP 4xx on the upgrade is permanent: one attempt, that error.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until permanent connect errors are not retried (issue 11)"]
 async fn a_403_upgrade_is_permanent_and_not_retried() {
     for status in ["403", "404", "401"] {
         let Some(peer) = python::server("403", "reject", &["--status", status]).await else {
@@ -395,7 +393,6 @@ async fn a_429_upgrade_is_retried() {
 
 /// A 503 with `Retry-After: 1` is retried no sooner than a second later, whatever the backoff.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fails until Retry-After is honoured (issue 11)"]
 async fn a_503_with_retry_after_waits_that_long() {
     let Some(peer) = python::server("503", "busy", &["--retry-after", "1"]).await else {
         return;
@@ -439,9 +436,11 @@ async fn reconnect_with(
     peer: &Peer,
     observer: impl Fn(&Event) + Send + Sync + 'static,
 ) -> Result<(), AppError> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
     let url = peer.url();
     let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(20)).seed(1);
-    tokio::time::timeout(
+    // A boxed error: the default classification reads the `ConnectError` inside it.
+    let out: Result<(), BoxError> = tokio::time::timeout(
         HANG_GUARD,
         Reconnect::new()
             .backoff(backoff)
@@ -453,12 +452,13 @@ async fn reconnect_with(
                     async move {
                         WsConnection::connect(url, WsConfig::new())
                             .await
-                            .map_err(|e| AppError::Connect(e.to_string()))
+                            .map_err(BoxError::from)
                     }
                 },
-                |_c| async move { Ok::<(), AppError>(()) },
+                |_c| async move { Ok(()) },
             ),
     )
     .await
-    .expect("hang guard")
+    .expect("hang guard");
+    out.map_err(|e| AppError::Connect(e.to_string()))
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use nursery_net::tungstenite::Message;
-use nursery_net::{Event, LossReason};
+use nursery_net::{Event, GiveUp, LossReason};
 use tokio::time::Instant;
 
 /// The printer, shared by the event callback, the bodies and the signal task.
@@ -56,28 +56,9 @@ impl Log {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The number of the latest attempt.
-    pub(super) fn attempt(&self) -> u32 {
-        self.state().attempt
-    }
-
     /// How long the last close took, and whether it timed out.
     pub(super) fn last_close(&self) -> Option<(Duration, bool)> {
         self.state().last_close
-    }
-
-    /// The line for a connect error of the current attempt, with a `note` on what follows.
-    pub(super) fn connect_failed(&self, error: &dyn std::fmt::Display, note: &str) -> String {
-        let state = self.state();
-        let took = state
-            .attempt_started
-            .map(|at| at.elapsed())
-            .unwrap_or_default();
-        format!(
-            "attempt {}: connect failed after {}: {error} ({note})",
-            state.attempt,
-            secs(took)
-        )
     }
 
     /// Prints a message that arrived.
@@ -130,8 +111,17 @@ impl Log {
                 Event::Retrying { attempt, delay } => {
                     format!("attempt {attempt}: reconnecting in {}", secs(*delay))
                 }
-                Event::GaveUp { attempts, error } => format!(
-                    "gave up after {attempts} attempts in {}: {error}",
+                Event::GaveUp {
+                    attempts,
+                    why: GiveUp::Permanent,
+                    error,
+                } => format!("attempt {attempts}: {error} (permanent, not retried)",),
+                Event::GaveUp {
+                    attempts,
+                    why,
+                    error,
+                } => format!(
+                    "gave up after {attempts} attempts in {} ({why}): {error}",
                     secs(self.started.elapsed())
                 ),
                 other => other.to_string(),

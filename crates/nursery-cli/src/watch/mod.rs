@@ -1,11 +1,11 @@
 //! `nursery watch`: one real endpoint, supervised with reconnects; its events and messages
 //! printed as they happen, stdin lines and `--send` messages sent to it.
 //!
-//! - `url` checks the URL before any attempt; `error` holds the errors and which connect
-//!   errors are permanent;
+//! - `url` checks the URL before any attempt; `error` holds the errors (which connect errors
+//!   are permanent is nursery-net's `ConnectError::is_permanent`);
 //! - `log` prints (events in honest words, messages both ways) and knows whether a connection
 //!   is open; `outbox` holds what is to be sent, fed by a stdin thread;
-//! - `stop` turns signals and permanent errors into a graceful stop;
+//! - `stop` turns signals into a graceful stop;
 //! - this file wires them around nursery-net's `Reconnect` and decides the exit status.
 
 mod error;
@@ -16,13 +16,11 @@ mod url;
 
 use std::convert::Infallible;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nursery_net::tungstenite::Message;
-use nursery_net::{
-    Backoff, Connection, Event, Heartbeat, Reconnect, Supervisor, WsConfig, WsConnection,
-};
+use nursery_net::{Backoff, Heartbeat, Reconnect, Retry, Supervisor, WsConfig, WsConnection};
 use tokio_nursery::CancelScope;
 
 use self::error::WatchError;
@@ -54,13 +52,9 @@ pub(crate) async fn run(options: WatchOptions) -> ExitCode {
             n.spawn_named("signals", async move {
                 stop::on_signals(&signal_stop, &signal_log).await
             });
-            let current = Arc::new(Mutex::new(None));
-            let out = session
-                .run(watch(&options, log.clone(), stop, outbox, current.clone()))
-                .await;
-            if out.is_none() {
-                close_unsupervised(&current, &log, options.close_timeout).await;
-            }
+            // A stop that lands right after a connect still closes that connection: the
+            // supervisor registers the close before its body can be cancelled.
+            let out = session.run(watch(&options, log.clone(), outbox)).await;
             n.cancel(); // stop waiting for signals
             Ok(out)
         })
@@ -68,6 +62,10 @@ pub(crate) async fn run(options: WatchOptions) -> ExitCode {
     };
     match outcome {
         Ok(None) => stopped(stop.take(), &log),
+        Ok(Some(Err(error))) if error.is_permanent() => {
+            eprintln!("nursery: not retrying: {error}");
+            ExitCode::from(EXIT_FAILED)
+        }
         Ok(Some(Err(error))) => {
             eprintln!("nursery: gave up: {error}");
             ExitCode::from(EXIT_FAILED)
@@ -80,18 +78,19 @@ pub(crate) async fn run(options: WatchOptions) -> ExitCode {
     }
 }
 
-/// The reconnect loop: connect, send, receive, again after each loss.
+/// The reconnect loop: connect, send, receive, again after each loss. Permanent connect
+/// errors end it at once (the library classifies them); transient ones, timeouts included,
+/// are retried.
 async fn watch(
     options: &WatchOptions,
     log: Arc<Log>,
-    stop: Arc<Stop>,
     outbox: Arc<Outbox>,
-    current: Current,
 ) -> Result<Infallible, WatchError> {
     let heartbeat = Heartbeat::new(options.heartbeat_interval, options.heartbeat_timeout);
-    // Place for `--connect-timeout` (see cli.rs): set it on this config once it has one.
     // Place for `--ca-file` (see cli.rs): give this config the custom root store.
-    let config = WsConfig::new().heartbeat(heartbeat);
+    let config = WsConfig::new()
+        .heartbeat(heartbeat)
+        .connect_timeout(options.connect_timeout);
     let observer = log.clone();
     let reconnect = Reconnect::new()
         .backoff(Backoff::new(
@@ -103,6 +102,10 @@ async fn watch(
                 .close_timeout(options.close_timeout)
                 .name("watch"),
         )
+        .retry_if(|error: &WatchError| match error {
+            WatchError::Connect(error) => Retry::from(error),
+            _ => Retry::Yes,
+        })
         .on_event(move |event| observer.event(event));
     let reconnect = match options.max_attempts {
         Some(max) => reconnect.max_attempts(max),
@@ -110,51 +113,15 @@ async fn watch(
     };
     let url: Arc<str> = Arc::from(options.url.as_str());
     let connect = || {
-        let (url, config, log, stop) = (url.clone(), config.clone(), log.clone(), stop.clone());
-        let current = current.clone();
+        let (url, config) = (url.clone(), config.clone());
         async move {
-            let error = match WsConnection::connect(&*url, config).await {
-                Ok(conn) => {
-                    *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
-                    return Ok(conn);
-                }
-                Err(e) => WatchError::Connect(e),
-            };
-            if !error.is_permanent() {
-                return Err(error);
-            }
-            // The reconnect loop retries every error: stop it here instead, through the
-            // session's scope, which ends this attempt before it returns.
-            log.line(log.connect_failed(&error, "permanent, not retried"));
-            stop.request(Why::Permanent(error));
-            std::future::pending().await
+            WsConnection::connect(&*url, config)
+                .await
+                .map_err(WatchError::Connect)
         }
     };
     let body = |conn| exchange(conn, log.clone(), outbox.clone());
     reconnect.run(connect, body).await
-}
-
-/// The connection of the latest attempt, kept for [`close_unsupervised`].
-type Current = Arc<Mutex<Option<WsConnection>>>;
-
-/// Closes the latest connection if its supervision was cancelled before it could close it.
-///
-/// A stop that lands just after a connect succeeds, before the supervisor has registered the
-/// close, drops the connection without a close frame (the peer would see 1006). The close is
-/// idempotent, so closing what the supervisor did not is safe; the second signal still exits
-/// at once meanwhile.
-async fn close_unsupervised(current: &Current, log: &Log, timeout: Duration) {
-    let conn = current.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let (Some(conn), true) = (conn, log.is_open()) else {
-        return;
-    };
-    let started = tokio::time::Instant::now();
-    let closed = tokio_nursery::move_on_after(timeout, Connection::close(&conn)).await;
-    log.event(&Event::Closed {
-        attempt: log.attempt(),
-        took: started.elapsed(),
-        timed_out: closed.is_none(),
-    });
 }
 
 /// One connection's body: the `--send` messages, then stdin lines out and messages in, until
@@ -213,10 +180,6 @@ fn stopped(why: Option<Why>, log: &Log) -> ExitCode {
                 signal.name()
             ));
             ExitCode::SUCCESS
-        }
-        Some(Why::Permanent(error)) => {
-            eprintln!("nursery: not retrying: {error}");
-            ExitCode::from(EXIT_FAILED)
         }
         // Only `Stop::request` cancels the session.
         None => {

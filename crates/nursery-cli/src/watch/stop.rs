@@ -1,6 +1,6 @@
-//! Why `nursery watch` stops: the first Ctrl-C or SIGTERM, or a permanent connect error. The
-//! first reason wins and cancels the session's scope, so the open connection (if any) closes
-//! gracefully; a second signal exits the process at once.
+//! Why `nursery watch` stops: the first Ctrl-C or SIGTERM (a permanent connect error ends the
+//! reconnect loop itself). The first signal cancels the session's scope, so the open
+//! connection (if any) closes gracefully; a second signal exits the process at once.
 
 use std::sync::Mutex;
 
@@ -47,8 +47,6 @@ pub(super) enum Why {
         /// Whether a connection was open (and so is being closed).
         open: bool,
     },
-    /// A connect error that retrying cannot fix.
-    Permanent(WatchError),
 }
 
 /// The first reason to stop, and the scope it cancels.

@@ -65,10 +65,22 @@ pub enum Event {
         /// How long the wait is (backoff with jitter).
         delay: Duration,
     },
-    /// A limit was reached; the last error is returned to the caller.
+    /// The setup step ([`Reconnect::setup`](crate::Reconnect::setup)) failed while the
+    /// connection was fine; the connection is closed and the error classified like a connect
+    /// error.
+    SetupFailed {
+        /// The attempt's number.
+        attempt: u32,
+        /// The setup's error, rendered with `Display`.
+        error: String,
+    },
+    /// The loop stopped retrying — the error is permanent, or a limit was reached — and the
+    /// last error is returned to the caller.
     GaveUp {
         /// How many attempts were made.
         attempts: u32,
+        /// Why it stopped.
+        why: crate::GiveUp,
         /// The last error, rendered with `Display`.
         error: String,
     },
@@ -98,9 +110,14 @@ impl fmt::Display for Event {
             Event::Retrying { attempt, delay } => {
                 write!(f, "attempt {attempt}: reconnecting in {delay:?}")
             }
-            Event::GaveUp { attempts, error } => {
-                write!(f, "gave up after {attempts} attempts: {error}")
+            Event::SetupFailed { attempt, error } => {
+                write!(f, "attempt {attempt}: setup failed: {error}")
             }
+            Event::GaveUp {
+                attempts,
+                why,
+                error,
+            } => write!(f, "gave up after {attempts} attempts ({why}): {error}"),
         }
     }
 }

@@ -1,28 +1,34 @@
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::connection::Connection;
-use crate::error::ConnectionLost;
 use crate::supervise::backoff::Backoff;
 use crate::supervise::event::{Event, Observer};
+use crate::supervise::retry::{Predicate, Retry};
+use crate::supervise::setup::NoSetup;
 use crate::supervise::supervisor::Supervisor;
 
 /// An opt-in reconnect loop around [`Supervisor::run`]: after a loss it closes, waits with
 /// exponential backoff and jitter, reconnects and runs the body again.
 ///
-/// - A **loss** (the connection's [`LossSignal`](crate::LossSignal) fired) and a **failed
-///   connect** are retried; any other outcome — the body's `Ok`, or an error the body returned
-///   while its connection was fine — is returned at once.
+/// - A **loss** (the connection's [`LossSignal`](crate::LossSignal) fired, during the setup or
+///   the body) is retried. A **failed connect**, or a failed [`setup`](Self::setup) while the
+///   connection was fine, is classified ([`Retry`]): permanent errors give up at once with that
+///   error ([`Event::GaveUp`] with [`GiveUp::Permanent`](crate::GiveUp::Permanent)), transient ones are retried, and a
+///   server's `Retry-After` makes the next wait at least that long. The default classification
+///   is [`Retry::by_default`] (it reads [`ConnectError`](crate::ConnectError), `io::Error`,
+///   [`ConnectionLost`](crate::ConnectionLost) and boxed errors' source chains; any other type is transient);
+///   [`retry_if`](Self::retry_if) overrides it. Any other outcome — the body's `Ok`, or an
+///   error the body returned while its connection was fine — is returned at once.
 /// - The close of the old connection has finished (or timed out) before the next connect
 ///   starts: each attempt is a complete supervised run.
-/// - The backoff starts again from its first delay after each successful connect.
+/// - The backoff starts again from its first delay only after a connection stayed up for
+///   [`stable_after`](Self::stable_after) (10 s by default): a server that accepts and closes
+///   at once is reconnected with growing waits, not in a tight loop.
 /// - Limits: [`max_attempts`](Self::max_attempts) (connect attempts in total) and
 ///   [`max_elapsed`](Self::max_elapsed) (no wait that would end past it is started). When one
-///   is reached, [`Event::GaveUp`] is reported and the last error is returned.
-/// - [`on_event`](Self::on_event) observes connects, losses, closes and retries.
+///   is reached, [`Event::GaveUp`] is reported with the limit, and the last error is returned.
+/// - [`on_event`](Self::on_event) observes connects, setups, losses, closes, retries and the
+///   give-up.
 ///
 /// # Examples
 ///
@@ -63,25 +69,133 @@ use crate::supervise::supervisor::Supervisor;
 /// assert_eq!(out.unwrap(), 3);
 /// # }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 #[must_use = "a Reconnect does nothing until `run` is called"]
-pub struct Reconnect {
-    supervisor: Supervisor,
-    backoff: Backoff,
-    max_attempts: Option<u32>,
-    max_elapsed: Option<Duration>,
+pub struct Reconnect<S = NoSetup> {
+    pub(super) supervisor: Supervisor,
+    pub(super) backoff: Backoff,
+    pub(super) max_attempts: Option<u32>,
+    pub(super) max_elapsed: Option<Duration>,
+    pub(super) stable_after: Duration,
+    pub(super) retry_if: Option<Predicate>,
+    pub(super) setup: S,
     /// Opt-in replay of a lost connection's unsent messages (`supervise::replay`).
     pub(super) replay_unsent: bool,
 }
 
+/// The default [`Reconnect::stable_after`]: 10 s, the default backoff's longest wait. A
+/// connection that lived at least as long as the longest wait is not a flapping one.
+pub const DEFAULT_STABLE_AFTER: Duration = Duration::from_secs(10);
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            supervisor: Supervisor::default(),
+            backoff: Backoff::default(),
+            max_attempts: None,
+            max_elapsed: None,
+            stable_after: DEFAULT_STABLE_AFTER,
+            retry_if: None,
+            setup: NoSetup,
+            replay_unsent: false,
+        }
+    }
+}
+
+impl<S> fmt::Debug for Reconnect<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reconnect")
+            .field("supervisor", &self.supervisor)
+            .field("backoff", &self.backoff)
+            .field("max_attempts", &self.max_attempts)
+            .field("max_elapsed", &self.max_elapsed)
+            .field("stable_after", &self.stable_after)
+            .field("retry_if", &self.retry_if.is_some())
+            .field("setup", &std::any::type_name::<S>())
+            .field("replay_unsent", &self.replay_unsent)
+            .finish()
+    }
+}
+
 impl Reconnect {
-    /// Unlimited attempts, the default [`Backoff`] and [`Supervisor`].
+    /// Unlimited attempts, the default [`Backoff`] and [`Supervisor`], no setup step, a
+    /// `stable_after` of 10 s, the default classification of errors.
     ///
     /// ```
     /// let _reconnect = nursery_net::Reconnect::new();
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+impl<S> Reconnect<S> {
+    /// Resets the backoff only after a connection stayed up this long (measured from the
+    /// connect to the loss; default [`DEFAULT_STABLE_AFTER`], 10 s). A shorter-lived
+    /// connection counts like a failed attempt for the backoff: the next wait grows.
+    /// `Duration::ZERO` resets after every successful connect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _r = nursery_net::Reconnect::new().stable_after(Duration::from_secs(30));
+    /// ```
+    pub fn stable_after(mut self, uptime: Duration) -> Self {
+        self.stable_after = uptime;
+        self
+    }
+
+    /// Decides, instead of [`Retry::by_default`], whether a failed connect or setup of error
+    /// type `E` is retried. The predicate answers only for the `E` it is written for (the
+    /// error type of [`run`](Self::run)'s closures); any other type falls back to the default.
+    ///
+    /// ```
+    /// use nursery_net::{ConnectError, ConnectionLost, Reconnect, Retry};
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// enum AppError {
+    ///     #[error(transparent)]
+    ///     Lost(#[from] ConnectionLost),
+    ///     #[error(transparent)]
+    ///     Connect(ConnectError),
+    ///     #[error("login refused")]
+    ///     LoginRefused,
+    /// }
+    ///
+    /// let _r = Reconnect::new().retry_if(|e: &AppError| match e {
+    ///     AppError::Connect(e) => Retry::from(e),
+    ///     AppError::LoginRefused => Retry::No,
+    ///     AppError::Lost(_) => Retry::Yes,
+    /// });
+    /// ```
+    pub fn retry_if<E: 'static>(mut self, f: impl Fn(&E) -> Retry + Send + Sync + 'static) -> Self {
+        self.retry_if = Some(Predicate::new(f));
+        self
+    }
+
+    /// Runs `setup` on every new connection, under supervision, before the body:
+    /// authenticate, subscribe again. `Ok` runs the body; an error while the connection is
+    /// fine is reported as [`Event::SetupFailed`], the connection is closed, and the error is
+    /// classified like a connect error (retried or not); a loss during the setup is a loss.
+    ///
+    /// ```
+    /// use nursery_net::{ConnectionLost, Reconnect, WsConnection};
+    ///
+    /// let _r = Reconnect::new().setup(|conn: WsConnection| async move {
+    ///     conn.send_text("subscribe quotes").await?;
+    ///     Ok::<(), ConnectionLost>(())
+    /// });
+    /// ```
+    pub fn setup<S2>(self, setup: S2) -> Reconnect<S2> {
+        Reconnect {
+            supervisor: self.supervisor,
+            backoff: self.backoff,
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            stable_after: self.stable_after,
+            retry_if: self.retry_if,
+            setup,
+            replay_unsent: self.replay_unsent,
+        }
     }
 
     /// The supervisor for each attempt (close timeout, name). Its event callback is replaced by
@@ -148,94 +262,4 @@ impl Reconnect {
         self.supervisor.observer = Some(Observer::new(f));
         self
     }
-
-    /// Connects with `connect` and runs `body` under supervision, again after each loss, until
-    /// the body's outcome is not a loss or a limit is reached.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future force-exits the current body (and drops a pending connect or wait).
-    ///
-    /// # Drop behavior
-    ///
-    /// The current attempt's close runs on a detached task, bounded, as for
-    /// [`Supervisor::run`]; no new attempt starts. Cancel through a `tokio_nursery::CancelScope`
-    /// to let the close finish before the scope returns.
-    ///
-    /// # Examples
-    ///
-    /// See [`Reconnect`].
-    pub async fn run<C, T, E, Conn, ConnFut, B, BFut>(
-        &self,
-        mut connect: Conn,
-        mut body: B,
-    ) -> Result<T, E>
-    where
-        C: Connection,
-        Conn: FnMut() -> ConnFut,
-        ConnFut: Future<Output = Result<C, E>>,
-        B: FnMut(C) -> BFut,
-        BFut: Future<Output = Result<T, E>>,
-        E: From<ConnectionLost> + fmt::Display + Send + 'static,
-    {
-        let observer = &self.supervisor.observer;
-        let started = Instant::now();
-        let mut delays = self.backoff.delays();
-        let mut attempt = 0u32;
-        let mut previous: Option<C> = None;
-        loop {
-            attempt += 1;
-            Observer::emit(observer, Event::Connecting { attempt });
-            let error = match connect().await {
-                Ok(conn) => {
-                    Observer::emit(observer, Event::Connected { attempt });
-                    crate::supervise::replay::carry_over(self, previous.take(), &conn);
-                    delays.reset();
-                    let signal = conn.loss_signal().clone();
-                    previous = self.replay_unsent.then(|| conn.clone());
-                    match self.supervisor.run_attempt(attempt, conn, &mut body).await {
-                        Ok(value) => return Ok(value),
-                        Err(error) if signal.is_fired() => error,
-                        Err(error) => return Err(error),
-                    }
-                }
-                Err(error) => {
-                    let failed = Event::ConnectFailed {
-                        attempt,
-                        error: error.to_string(),
-                    };
-                    Observer::emit(observer, failed);
-                    error
-                }
-            };
-            if self.max_attempts.is_some_and(|max| attempt >= max) {
-                return Err(give_up(observer, attempt, error));
-            }
-            let delay = delays.next().unwrap_or_default();
-            let over = self
-                .max_elapsed
-                .is_some_and(|total| started.elapsed().saturating_add(delay) > total);
-            if over {
-                return Err(give_up(observer, attempt, error));
-            }
-            let next = attempt + 1;
-            Observer::emit(
-                observer,
-                Event::Retrying {
-                    attempt: next,
-                    delay,
-                },
-            );
-            tokio::time::sleep(delay).await;
-        }
-    }
-}
-
-fn give_up<E: fmt::Display>(observer: &Option<Observer>, attempts: u32, error: E) -> E {
-    let event = Event::GaveUp {
-        attempts,
-        error: error.to_string(),
-    };
-    Observer::emit(observer, event);
-    error
 }

@@ -1,7 +1,7 @@
 use crate::connection::Connection;
 use crate::supervise::reconnect::Reconnect;
 
-impl Reconnect {
+impl<S> Reconnect<S> {
     /// Replays unsent messages: after a reconnect, the messages the lost connection never
     /// handed to its socket (its [`Accounting::unsent`](crate::Accounting::unsent)) are written
     /// on the new connection first, in order, before the body's own sends
@@ -19,7 +19,11 @@ impl Reconnect {
 }
 
 /// Moves `previous`'s unsent messages to `next` when replay is on.
-pub(crate) fn carry_over<C: Connection>(reconnect: &Reconnect, previous: Option<C>, next: &C) {
+pub(crate) fn carry_over<C: Connection, S>(
+    reconnect: &Reconnect<S>,
+    previous: Option<C>,
+    next: &C,
+) {
     if let Some(previous) = previous.filter(|_| reconnect.replay_unsent) {
         let replayed = previous.replay_unsent(next);
         tracing::debug!(replayed, "unsent messages replayed on the new connection");

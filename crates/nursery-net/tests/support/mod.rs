@@ -148,6 +148,7 @@ impl Events {
                 }
                 Event::Lost { attempt, reason } => format!("lost {attempt}: {}", reason.label()),
                 Event::Retrying { attempt, .. } => format!("retrying {attempt}"),
+                Event::SetupFailed { attempt, .. } => format!("setup failed {attempt}"),
                 Event::GaveUp { attempts, .. } => format!("gave up {attempts}"),
                 other => format!("{other:?}"),
             })
