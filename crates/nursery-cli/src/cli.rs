@@ -89,8 +89,10 @@ pub(crate) struct WatchOptions {
     /// is reported as a timeout and retried.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) connect_timeout: Duration,
-    // Place for `--ca-file <PEM>` (extra roots for a private CA on `wss://`): to add once
-    // nursery-net accepts a custom root store for its TLS connector.
+    /// For `wss://`: trust the CA certificates in this PEM file (a private CA) instead of the
+    /// bundled public roots.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Silence from the endpoint before a ping is sent.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) heartbeat_interval: Duration,

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nursery_net::tungstenite::Message;
-use nursery_net::{Backoff, Heartbeat, Reconnect, Retry, Supervisor, WsConfig, WsConnection};
+use nursery_net::{
+    Backoff, Heartbeat, Reconnect, Retry, Supervisor, TlsConfig, WsConfig, WsConnection,
+};
 use tokio_nursery::CancelScope;
 
 use self::error::WatchError;
@@ -41,6 +43,16 @@ pub(crate) async fn run(options: WatchOptions) -> ExitCode {
         eprintln!("nursery: {invalid}");
         return ExitCode::from(EXIT_USAGE);
     }
+    let tls = match &options.ca_file {
+        None => None,
+        Some(path) => match TlsConfig::from_pem_file(path) {
+            Ok(tls) => Some(tls),
+            Err(error) => {
+                eprintln!("nursery: --ca-file {}: {error}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
     let log = Arc::new(Log::new(options.max_print));
     let outbox = Arc::new(Outbox::new(options.send.clone(), !options.no_stdin));
     let session = CancelScope::new();
@@ -54,7 +66,7 @@ pub(crate) async fn run(options: WatchOptions) -> ExitCode {
             });
             // A stop that lands right after a connect still closes that connection: the
             // supervisor registers the close before its body can be cancelled.
-            let out = session.run(watch(&options, log.clone(), outbox)).await;
+            let out = session.run(watch(&options, tls, log.clone(), outbox)).await;
             n.cancel(); // stop waiting for signals
             Ok(out)
         })
@@ -83,14 +95,18 @@ pub(crate) async fn run(options: WatchOptions) -> ExitCode {
 /// are retried.
 async fn watch(
     options: &WatchOptions,
+    tls: Option<TlsConfig>,
     log: Arc<Log>,
     outbox: Arc<Outbox>,
 ) -> Result<Infallible, WatchError> {
     let heartbeat = Heartbeat::new(options.heartbeat_interval, options.heartbeat_timeout);
-    // Place for `--ca-file` (see cli.rs): give this config the custom root store.
     let config = WsConfig::new()
         .heartbeat(heartbeat)
         .connect_timeout(options.connect_timeout);
+    let config = match tls {
+        Some(tls) => config.tls(tls),
+        None => config,
+    };
     let observer = log.clone();
     let reconnect = Reconnect::new()
         .backoff(Backoff::new(
