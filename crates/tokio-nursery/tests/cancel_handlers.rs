@@ -459,8 +459,15 @@ fn cancel_racing_completion_runs_the_handler_at_most_once() {
         let scope = CancelScope::new();
         let handle = scope.handle();
         let (go_tx, go_rx) = mpsc::channel::<()>();
+        // Kind 1 keeps the sender out of the future and drops it once `run` has returned, so its
+        // cancel comes strictly after completion (dropped inside the future, it would fire while
+        // the completing poll is still running, which is a cancel racing completion: kind 2).
+        let (go_tx, released_after_run) = if round % 3 == 1 {
+            (None, Some(go_tx))
+        } else {
+            (Some(go_tx), None)
+        };
         let canceller = thread::spawn(move || {
-            // Kind 1 sends nothing: the sender is dropped when the future has completed.
             let _ = go_rx.recv();
             for _ in 0..(round % 13) * 20 {
                 std::hint::spin_loop();
@@ -471,12 +478,12 @@ fn cancel_racing_completion_runs_the_handler_at_most_once() {
             async move {
                 match round % 3 {
                     0 => {
-                        go_tx.send(()).unwrap();
+                        go_tx.unwrap().send(()).unwrap();
                         pending::<()>().await;
                     }
                     1 => {}
                     _ => {
-                        go_tx.send(()).unwrap();
+                        go_tx.unwrap().send(()).unwrap();
                         for _ in 0..round % 7 {
                             tokio::task::yield_now().await;
                         }
@@ -488,6 +495,7 @@ fn cancel_racing_completion_runs_the_handler_at_most_once() {
         );
         let out =
             runtime.block_on(async { tokio::time::timeout(secs(30), scope.run(guarded)).await });
+        drop(released_after_run);
         canceller.join().unwrap();
         let out = out.expect("never hangs");
         match (round % 3, runs.count()) {
