@@ -43,7 +43,8 @@ const CHILD_ENV: &str = "NURSERY_TOWER_LAYER_CHILD";
 /// Requests per iteration.
 const OPS: usize = 200;
 const WORKLOADS: [&str; 2] = ["hyper_http1", "service_call"];
-const VARIANTS: [&str; 2] = ["bare", "layer"];
+/// `bare`: the service alone; `nursery`: the same service under `ServerLayer`.
+const VARIANTS: [&str; 2] = ["bare", "nursery"];
 
 /// The service under test: answers at once.
 #[derive(Clone, Copy)]
@@ -256,7 +257,7 @@ fn main() {
         }
         if let [bare, layer] = per_request[..] {
             notes.push(format!(
-                "{workload}: layer / bare = {:.3}x instructions",
+                "{workload}: nursery (layer) / bare = {:.3}x instructions",
                 layer / bare
             ));
         }

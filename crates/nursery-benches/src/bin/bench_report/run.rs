@@ -39,6 +39,7 @@ const BENCHES: &[(&str, Kind)] = &[
     ("idle_connections", Kind::Custom),
     ("echo_throughput", Kind::Custom),
     ("instructions", Kind::Custom),
+    ("tower_layer", Kind::Custom),
 ];
 
 /// Quick or full.

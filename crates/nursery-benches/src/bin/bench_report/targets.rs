@@ -153,6 +153,12 @@ pub(crate) const TARGETS: &[Target] = &[
         cmp: Cmp::Le,
         limit: 100.0,
     },
+    Target {
+        workload: "tower_layer",
+        rule: Rule::Ratio { peer: "bare" },
+        cmp: Cmp::Le,
+        limit: 1.1,
+    },
 ];
 
 /// Met, missed, or no data.

@@ -164,6 +164,19 @@ they do not see cache misses or page faults, which the timed tables do.",
         param: "case",
         per: None,
     },
+    Workload {
+        name: "tower_layer",
+        title: "per-request cost of the tower server layer",
+        intro: "A service that answers `hello` at once, called with `grpc-timeout: 5S`, alone \
+(`bare`) and under `nursery_tower::ServerLayer` (`nursery`: the deadline parsed, a cancel scope \
+and a nursery per request, the request spawned into the server's root nursery, the body \
+relayed). `hyper_http1`: a whole HTTP/1.1 round trip, hyper client to hyper server over an \
+in-memory pipe on one current-thread runtime; `service_call`: `ready().call()` and the body \
+collected, no server (an upper bound of the ratio). Values are callgrind instructions per \
+request; `allocations` and `bytes allocated` per request come from dhat.",
+        param: "case",
+        per: None,
+    },
 ];
 
 /// The entry for `name`, if it is a known workload.
