@@ -24,7 +24,9 @@
 //!   close frame for `ws_peer_close` (one write), just releasing the socket otherwise;
 //! - `select_baseline`: the same tokio-tungstenite stream (or TCP stream) read in a
 //!   `tokio::select!` next to the body, returning an error on a close frame, an error or the
-//!   end of the stream (and on the oneshot for `ws_external`), then dropping the stream.
+//!   end of the stream (and on the oneshot for `ws_external`), then closing the connection as
+//!   a careful user would and `supervise` does: a close frame (or the answer to the peer's) and
+//!   the stream read to its end for WebSocket, a write shutdown for TCP, bounded like `supervise`'s close.
 //!
 //! Samples of the two implementations alternate; a few warm-up samples per variant are
 //! discarded. Every case runs on the current-thread runtime and on the multi-thread runtime
@@ -47,13 +49,15 @@ use nursery_net::tungstenite::Message;
 use nursery_net::{
     supervise, Connection, ConnectionLost, TcpConfig, TcpConnection, WsConfig, WsConnection,
 };
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 /// Bound on every step of a sample, so that a broken connection fails the run instead of
 /// hanging it.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The baseline's bound on its close: nursery-net's default.
+const CLOSE_TIMEOUT: Duration = nursery_net::DEFAULT_CLOSE_TIMEOUT;
 
 /// How long the body runs before the fault is injected (everything is idle by then).
 const SETTLE: Duration = Duration::from_millis(1);
@@ -293,6 +297,8 @@ async fn sample(peer: &Peer, fault: Fault, imp: Imp) -> Duration {
                     }
                 } => Err(err),
             };
+            // Closed as a careful user would: our side shut down before the error is returned.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
             drop(stream);
             let done = Instant::now();
             assert!(matches!(out, Err(BaselineError::PeerClosed)));
@@ -328,7 +334,7 @@ async fn sample(peer: &Peer, fault: Fault, imp: Imp) -> Duration {
                 } => Err(err),
                 Ok(()) = down => Err(BaselineError::External("driver callback: link down")),
             };
-            drop(ws);
+            close_like_supervise(ws).await;
             let done = Instant::now();
             let _err = out.unwrap_err();
             done
@@ -339,6 +345,19 @@ async fn sample(peer: &Peer, fault: Fault, imp: Imp) -> Duration {
         .recv_timeout(STEP_TIMEOUT)
         .expect("the peer reports its injection instant");
     done.saturating_duration_since(at)
+}
+
+/// Closes the baseline's WebSocket as `supervise` closes: a close frame (or the answer to the
+/// peer's), then the peer's side read to its end, bounded like nursery-net's close.
+async fn close_like_supervise<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = ws.close(None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
 }
 
 /// All samples of one runtime: per fault, per implementation.
@@ -441,8 +460,9 @@ fn main() {
             ),
             "nursery: `supervise` returns after the connection's close (ws_external: the \
              close handshake with the peer, a loopback round trip; ws_peer_close: writing the \
-             answer to the peer's close frame); select_baseline returns on the first error \
-             and drops the stream."
+             answer to the peer's close frame); select_baseline closes the same way after the \
+             first error (close frame or its answer and the stream read to its end; a write \
+             shutdown for TCP) before it returns."
                 .into(),
             "ws_external: a driver callback on the peer's thread (`LossSignal::trigger` / a \
              oneshot send)."
