@@ -5,10 +5,10 @@
 //! The program re-runs itself under `valgrind --tool=callgrind` once per workload and
 //! implementation, at two iteration counts, and takes the difference: startup and runtime
 //! construction cancel out, leaving the cost of the iterations alone, divided by the operations
-//! they did (children spawned, scopes entered). Everything runs on a current-thread runtime.
-//! Instructions are not time (a cache miss costs more than an add), so this table complements
-//! the criterion medians rather than replacing them. Without valgrind it writes a measurement
-//! with a note and no rows.
+//! they did (children spawned, scopes entered, context values read or bound). Everything runs on
+//! a current-thread runtime. Instructions are not time (a cache miss costs more than an add), so
+//! this table complements the criterion medians rather than replacing them. Without valgrind it
+//! writes a measurement with a note and no rows.
 //!
 //! ```text
 //! cargo bench -p nursery-benches --bench instructions
@@ -42,7 +42,70 @@ const WORKLOADS: &[(&str, &[&str])] = &[
     ("borrowing", &["nursery", "futures_unordered", "moro"]),
     // `spawn_join`'s nursery children under each policy: what the policy adds per child.
     ("policy", &["supervisor", "limit_unreached", "limit_16"]),
+    // A context value read (inside one binding) and bound: `Local` against `task_local!`.
+    (
+        "locals",
+        &[
+            "get",
+            "get_5_bound",
+            "task_local_get",
+            "scope",
+            "task_local_scope",
+        ],
+    ),
 ];
+
+static KEY: tokio_nursery::Local<u64> = tokio_nursery::Local::new();
+static OTHER: [tokio_nursery::Local<u64>; 4] = [
+    tokio_nursery::Local::new(),
+    tokio_nursery::Local::new(),
+    tokio_nursery::Local::new(),
+    tokio_nursery::Local::new(),
+];
+
+tokio::task_local! {
+    static TASK_KEY: u64;
+}
+
+async fn read_local() {
+    for _ in 0..OPS {
+        black_box(KEY.get());
+    }
+}
+
+/// `locals`: OPS reads or OPS binds.
+async fn locals(implementation: &str) {
+    match implementation {
+        "get" => KEY.scope(1, read_local()).await,
+        "get_5_bound" => {
+            let inner = OTHER[0].scope(
+                2,
+                OTHER[1].scope(3, OTHER[2].scope(4, OTHER[3].scope(5, read_local()))),
+            );
+            KEY.scope(1, inner).await;
+        }
+        "task_local_get" => {
+            TASK_KEY
+                .scope(1, async {
+                    for _ in 0..OPS {
+                        black_box(TASK_KEY.get());
+                    }
+                })
+                .await;
+        }
+        "scope" => {
+            for i in 0..OPS as u64 {
+                black_box(KEY.scope(i, async { KEY.get() }).await);
+            }
+        }
+        "task_local_scope" => {
+            for i in 0..OPS as u64 {
+                black_box(TASK_KEY.scope(i, async { TASK_KEY.get() }).await);
+            }
+        }
+        other => panic!("unknown implementation {other:?}"),
+    }
+}
 
 async fn borrowed(data: &[u64], i: usize) {
     black_box(data[i]);
@@ -121,6 +184,7 @@ async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
                 builder.run(body).await.expect("limited");
             }
         }
+        ("locals", implementation) => locals(implementation).await,
         other => panic!("unknown workload {other:?}"),
     }
 }

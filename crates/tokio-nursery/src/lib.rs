@@ -74,6 +74,7 @@
 mod cancel;
 mod child;
 mod error;
+mod local;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod nursery;
@@ -99,6 +100,8 @@ pub use child::handle::ChildHandle;
 pub use child::join::{Join, JoinError};
 pub use child::start::{Start, StartError, Started};
 pub use error::{CleanupTimedOut, Closed, Elapsed, Errors, TrySpawnError};
+pub use local::key::{Local, LocalUnbound};
+pub use local::scope::{with_locals, LocalScope, Locals, WithLocals};
 pub use nursery::builder::{nursery, nursery_all, supervisor, NurseryBuilder};
 pub use nursery::collect::{collect_after, collect_at, Collected};
 pub use nursery::future::{NurseryAll, NurseryFuture};

@@ -21,6 +21,7 @@ use crate::cancel::reason::CancelReason;
 use crate::cancel::run::boxed_span;
 use crate::cancel::tree::Node;
 use crate::child::roster::{Roster, SlotRef};
+use crate::local::frame::{self, Installed, Link};
 use crate::nursery::core::{Core, Source};
 use crate::panic;
 
@@ -69,6 +70,7 @@ where
         pre_start,
         dropped_by_cancel: false,
         span,
+        locals: frame::current(),
     })
 }
 
@@ -233,6 +235,9 @@ where
     /// Parented to the spawner's span, so logs show which code spawned the child. Boxed, and
     /// only when a subscriber wants it: the runner stays small to move into its task.
     span: Option<Box<tracing::Span>>,
+    /// The `Local` bindings in effect where the child was spawned, installed while it is polled
+    /// (DESIGN §7); out of the struct during a poll.
+    locals: Option<Link>,
 }
 
 /// Where a `start` child's outcome goes before it signals (see `start.rs`).
@@ -258,6 +263,7 @@ where
         // `this` mutably while the span is entered.
         let span = this.span.take();
         let entered = span.as_deref().map(tracing::Span::enter);
+        let installed = Installed::enter(this.locals.take());
         let polled = loop {
             let step = match *this.state {
                 State::Running | State::Unwinding => poll_child(&mut this, cx),
@@ -270,6 +276,7 @@ where
                 Step::Ready => break Poll::Ready(()),
             }
         };
+        *this.locals = installed.exit();
         drop(entered);
         *this.span = span;
         polled
@@ -410,8 +417,12 @@ where
             return;
         }
         // The runtime dropped the task (shutdown): leave the nursery so it does not wait forever.
+        // The future is dropped with its bindings in effect, as when it finishes.
         let mut fut = this.fut.as_mut();
-        if let Err(payload) = panic::catch(|| fut.set(None)) {
+        let installed = Installed::enter(this.locals.take());
+        let dropped = panic::catch(|| fut.set(None));
+        drop(installed.exit());
+        if let Err(payload) = dropped {
             this.core
                 .record_panic(payload, Source::Child(this.link.name(this.core.roster())));
         }

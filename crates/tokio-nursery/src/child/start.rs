@@ -33,6 +33,7 @@ use crate::cancel::tree::{LiveToken, Node, NodeKind};
 use crate::child::handle as child;
 use crate::child::runner::PreStart;
 use crate::error::Closed;
+use crate::local::frame;
 use crate::nursery::core::Core;
 use crate::panic::Payload;
 
@@ -334,6 +335,8 @@ pub struct Start<V, E: fmt::Display + Send + 'static, F> {
     core: Arc<Core<E>>,
     name: Option<Arc<str>>,
     state: StartState<V, E, F>,
+    /// Started through a `NurseryHandle`: the child's `Local` bindings follow `handle_locals`.
+    via_handle: bool,
 }
 
 impl<V, E: fmt::Display + Send + 'static, F> fmt::Debug for Start<V, E, F> {
@@ -350,7 +353,14 @@ impl<V, E: fmt::Display + Send + 'static, F> Start<V, E, F> {
             core,
             name,
             state: StartState::Init(init),
+            via_handle: false,
         }
+    }
+
+    /// Marks a start made through a `NurseryHandle` (DESIGN §7: which bindings it carries).
+    pub(crate) fn through_handle(mut self) -> Self {
+        self.via_handle = true;
+        self
     }
 }
 
@@ -395,7 +405,14 @@ where
                     };
                     let fut = init(started);
                     let pre_start: Arc<dyn PreStart<E>> = Arc::clone(&slot) as _;
-                    child::spawn_joined(&this.core, node, fut, pre_start);
+                    if this.via_handle {
+                        let locals = this.core.handle_locals(|| caller);
+                        frame::enter(locals, || {
+                            child::spawn_joined(&this.core, node, fut, pre_start);
+                        });
+                    } else {
+                        child::spawn_joined(&this.core, node, fut, pre_start);
+                    }
                     this.state = StartState::Waiting(slot);
                 }
                 StartState::Waiting(slot) => {

@@ -19,10 +19,12 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use crate::cancel::context;
 use crate::cancel::reason::CancelReason;
 use crate::cancel::tree::{Node, NodeKind};
 use crate::child::roster::Roster;
 use crate::error::{CleanupTimedOut, Closed};
+use crate::local::frame::{self, Link};
 use crate::nursery::policy::{Limit, Policy};
 use crate::panic::{self, Payload};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Mutex, MutexGuard};
@@ -55,6 +57,8 @@ pub(crate) struct Core<E> {
     /// The runtime children and the finisher are spawned on: captured when the nursery is built
     /// inside a runtime, or at its first poll.
     runtime: OnceLock<Handle>,
+    /// The `Local` bindings in effect at the first poll, for handles used from outside the tree.
+    opened_locals: OnceLock<Option<Link>>,
     pub(super) cleanup_timeout: Option<Duration>,
     /// Supervisor nurseries: a child's or cleanup's failure is collected without cancelling.
     supervisor: bool,
@@ -134,6 +138,7 @@ where
             roster: Roster::new(Arc::clone(&group)),
             group,
             runtime,
+            opened_locals: OnceLock::new(),
             cleanup_timeout,
             supervisor: policy.supervisor,
             limit: policy.limit.map(Limit::new),
@@ -188,9 +193,43 @@ where
     /// of everything already inside it.
     pub(crate) fn attach(&self, parent: Option<&Arc<Node>>) {
         self.top().reattach(parent);
+        let _ = self.opened_locals.set(frame::current());
         if let Ok(handle) = Handle::try_current() {
             let _ = self.runtime.set(handle);
         }
+    }
+
+    /// The `Local` bindings a child, start or cleanup registered through a `NurseryHandle`
+    /// carries (DESIGN §7): the spawner's, when it runs inside this nursery's tree (`caller`
+    /// gives the node it runs under); else those in effect where the nursery was opened.
+    pub(crate) fn handle_locals(&self, caller: impl FnOnce() -> Option<Arc<Node>>) -> Option<Link> {
+        let current = frame::current();
+        let opened = self.opened_locals.get().cloned().flatten();
+        if frame::same(current.as_ref(), opened.as_ref()) {
+            return current;
+        }
+        match caller() {
+            Some(node) if self.contains(&node) => current,
+            _ => opened,
+        }
+    }
+
+    /// `handle_locals` for a spawn from the current context.
+    pub(crate) fn handle_locals_here(&self) -> Option<Link> {
+        self.handle_locals(context::current)
+    }
+
+    /// Whether `node` is inside this nursery (its top node or below).
+    fn contains(&self, node: &Arc<Node>) -> bool {
+        let top = self.top();
+        let mut next = Some(Arc::clone(node));
+        while let Some(node) = next {
+            if Arc::ptr_eq(&node, top) {
+                return true;
+            }
+            next = node.parent();
+        }
+        false
     }
 
     /// The runtime to spawn on: the one captured, else the current one.

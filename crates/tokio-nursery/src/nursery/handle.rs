@@ -10,6 +10,8 @@ use crate::child::borrowed::Incoming;
 use crate::child::handle::{self as child, ChildHandle};
 use crate::child::join::{deliver, ValueSlot};
 use crate::child::start::{Start, Started};
+use crate::local::frame;
+use crate::local::scope::WithLocals;
 use crate::nursery::core::Core;
 use crate::nursery::remote::NurseryHandle;
 
@@ -382,6 +384,7 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
+        let cleanup = WithLocals::new(frame::current(), cleanup);
         if let Err(cleanup) = self.core.push_cleanup(Box::pin(cleanup)) {
             tracing::error!(nursery = ?self.core.name, "defer on a finished nursery: dropped");
             drop(cleanup);
@@ -485,9 +488,11 @@ where
     F: FnOnce() -> Result<(), E> + Send + 'static,
 {
     let node = crate::cancel::context::current();
+    // The child's bindings, installed on the blocking thread while the closure runs.
+    let locals = frame::current();
     let job = move || match node {
         Some(node) if node.is_cancelled() => Ok(()),
-        _ => f(),
+        _ => frame::enter(locals, f),
     };
     match crate::cancel::timeout::shield(tokio::task::spawn_blocking(job)).await {
         Ok(result) => result,

@@ -11,6 +11,8 @@ use crate::child::handle as child;
 use crate::child::handle::ChildHandle;
 use crate::child::start::{Start, Started};
 use crate::error::{CleanupTimedOut, Closed};
+use crate::local::frame;
+use crate::local::scope::WithLocals;
 use crate::nursery::core::Core;
 
 /// A handle to a nursery usable from anywhere: `Send + Sync + Clone + 'static`.
@@ -84,7 +86,8 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        child::spawn(&self.core, None, fut).map_err(|_| Closed)
+        let locals = self.core.handle_locals_here();
+        frame::enter(locals, || child::spawn(&self.core, None, fut)).map_err(|_| Closed)
     }
 
     /// Spawns a named child, as [`Nursery::spawn_named`](crate::Nursery::spawn_named); `Err(Closed)` once finished.
@@ -104,7 +107,9 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        child::spawn(&self.core, Some(name.into()), fut).map_err(|_| Closed)
+        let locals = self.core.handle_locals_here();
+        frame::enter(locals, || child::spawn(&self.core, Some(name.into()), fut))
+            .map_err(|_| Closed)
     }
 
     /// Starts a child, as [`Nursery::start`](crate::Nursery::start); fails with
@@ -132,7 +137,7 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
         F: FnOnce(Started<V>) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        Start::new(Arc::clone(&self.core), None, f)
+        Start::new(Arc::clone(&self.core), None, f).through_handle()
     }
 
     /// Cancels every child, as [`Nursery::cancel`](crate::Nursery::cancel); `Err(Closed)` once finished.
@@ -196,7 +201,10 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
             return Err(Closed);
         }
         self.core
-            .push_cleanup(Box::pin(cleanup))
+            .push_cleanup(Box::pin(WithLocals::new(
+                self.core.handle_locals_here(),
+                cleanup,
+            )))
             .map_err(|_| Closed)
     }
 

@@ -34,6 +34,7 @@ const BENCHES: &[(&str, Kind)] = &[
     ("scope", Kind::Criterion),
     ("borrowing", Kind::Criterion),
     ("policy", Kind::Criterion),
+    ("locals", Kind::Criterion),
     ("heap_per_child", Kind::Custom),
     ("force_exit", Kind::Custom),
     ("idle_connections", Kind::Custom),

@@ -108,6 +108,25 @@ children wait in line and start as slots free). Informative: no target.",
         per: Some("child"),
     },
     Workload {
+        name: "local_get",
+        title: "reading a context value",
+        intro: "1 000 reads of a `u64` context value inside one binding (`x1000`). `nursery`: \
+`Local::get` with the key the only one bound; `nursery_5_bound`: the same with four other keys \
+bound inside it, which the lookup passes first; the peer is `tokio::task_local!`'s \
+`LocalKey::get` (`task_local`), whose values children do not inherit. Informative: no target.",
+        param: "reads",
+        per: Some("read"),
+    },
+    Workload {
+        name: "local_scope",
+        title: "binding a context value",
+        intro: "1 000 binds of a `u64` context value around a ready future that reads it once \
+(`x1000`): `Local::scope` (`nursery`: one allocation per bind, the binding children inherit) \
+against `tokio::task_local!`'s `LocalKey::scope` (`task_local`). Informative: no target.",
+        param: "binds",
+        per: Some("bind"),
+    },
+    Workload {
         name: "heap_per_child",
         title: "heap bytes per live child",
         intro: "Heap bytes held per child while 10 000 children are alive, polled once and \
@@ -156,7 +175,8 @@ on its own thread.",
     Workload {
         name: "instructions",
         title: "instructions per operation (callgrind)",
-        intro: "The spawn, scope, borrowing and policy workloads again, counted in instructions by \
+        intro: "The spawn, scope, borrowing, policy and context-value (`locals`: one `Local` or \
+`task_local!` read or bind per operation) workloads again, counted in instructions by \
 valgrind's callgrind instead of timed: the program re-runs itself under callgrind at two \
 iteration counts and divides the difference by the operations done, so startup cancels out. \
 Counts repeat exactly run after run, where timings on a shared machine move by tens of percent; \
