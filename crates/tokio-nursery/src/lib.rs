@@ -75,6 +75,7 @@ mod cancel;
 mod child;
 mod error;
 mod local;
+mod location;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod nursery;

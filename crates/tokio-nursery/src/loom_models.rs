@@ -285,7 +285,9 @@ fn group_cancel_racing_a_lazy_child_wait() {
     static ORDERS: Orders = Orders::new();
     model(|| {
         let core: Arc<Core<&'static str>> = Core::new(None, None, None);
-        let key = core.roster().enroll(None);
+        let key = core
+            .roster()
+            .enroll(None, crate::location::LocationId::NONE);
         let group = core.group().clone();
         let canceller = loom::thread::spawn(move || {
             group.cancel(CancelReason::explicit(None));
@@ -308,7 +310,9 @@ fn handle_cancel_racing_a_lazy_child_wait() {
     static ORDERS: Orders = Orders::new();
     model(|| {
         let core: Arc<Core<&'static str>> = Core::new(None, None, None);
-        let key = core.roster().enroll(None);
+        let key = core
+            .roster()
+            .enroll(None, crate::location::LocationId::NONE);
         let roster = core.roster().clone();
         let canceller = loom::thread::spawn(move || {
             roster.cancel(key, CancelReason::explicit(None));

@@ -1,5 +1,6 @@
 //! A structured snapshot of the live tree, for machines: what runs, what unwinds and why, what
-//! deadline is left, and where in the user's code each scope and nursery was opened. The text
+//! deadline is left, and where in the user's code each scope, nursery and child was opened or
+//! spawned. The text
 //! rendering (`render.rs`) is built on it. Behind the `serde` feature it serializes (to JSON,
 //! say).
 //!
@@ -63,6 +64,16 @@ pub struct SourceLocation {
     pub column: u32,
 }
 
+impl SourceLocation {
+    fn of(location: &'static std::panic::Location<'static>) -> SourceLocation {
+        SourceLocation {
+            file: location.file(),
+            line: location.line(),
+            column: location.column(),
+        }
+    }
+}
+
 /// One node of the live tree and everything shown below it.
 ///
 /// # Examples
@@ -95,7 +106,8 @@ pub struct NodeSnapshot {
     pub grace: Option<Duration>,
     /// Live structure counted inside it (nested nurseries, running scopes, orphans).
     pub live: usize,
-    /// Where the user's code opened it, when known (scopes and nurseries).
+    /// Where the user's code opened or spawned it (scopes, timeouts, nurseries, and children
+    /// through every spawning and `start` method); `None` for the library's own structure.
     pub location: Option<SourceLocation>,
     /// What runs below it, in order.
     pub children: Vec<NodeSnapshot>,
@@ -140,8 +152,8 @@ pub(crate) fn snapshot(root: &Arc<Node>) -> NodeSnapshot {
                 let below = shown_children(&node).into_iter();
                 frames.push((describe(&node, now), below));
             }
-            Some(Item::Lazy(name, reason)) => {
-                let lazy = lazy(name, reason);
+            Some(Item::Lazy(child)) => {
+                let lazy = lazy(child);
                 if let Some((parent, _)) = frames.last_mut() {
                     parent.children.push(lazy);
                 }
@@ -160,7 +172,14 @@ pub(crate) fn snapshot(root: &Arc<Node>) -> NodeSnapshot {
 /// A shown child: a node, or a child that has no node yet (a roster slot).
 enum Item {
     Node(Arc<Node>),
-    Lazy(Option<Arc<str>>, Option<CancelReason>),
+    Lazy(Lazy),
+}
+
+/// A child that has no node yet, as its roster slot describes it.
+struct Lazy {
+    name: Option<Arc<str>>,
+    reason: Option<CancelReason>,
+    location: Option<&'static std::panic::Location<'static>>,
 }
 
 /// The children to show: skipping structural nodes (gates, a nursery's children group) and an
@@ -175,13 +194,17 @@ fn shown_children(node: &Node) -> Vec<Item> {
             NodeKind::Children => {
                 let mut from_roster = Vec::new();
                 if let Some(roster) = child.members() {
-                    for (name, made) in roster.running() {
-                        match made {
+                    for member in roster.running() {
+                        match member.node {
                             Some(made) => {
                                 from_roster.push(Arc::clone(&made));
                                 shown.push(Item::Node(made));
                             }
-                            None => shown.push(Item::Lazy(name, roster.lazy_reason())),
+                            None => shown.push(Item::Lazy(Lazy {
+                                name: member.name,
+                                reason: roster.lazy_reason(),
+                                location: member.location,
+                            })),
                         }
                     }
                 }
@@ -236,29 +259,25 @@ fn describe(node: &Node, now: Instant) -> NodeSnapshot {
         deadline_in: node.deadline().map(|d| d.saturating_duration_since(now)),
         grace: node.grace_period(),
         live: node.live(),
-        location: node.location().map(|l| SourceLocation {
-            file: l.file(),
-            line: l.line(),
-            column: l.column(),
-        }),
+        location: node.location().map(SourceLocation::of),
         children: Vec::new(),
     }
 }
 
-fn lazy(name: Option<Arc<str>>, reason: Option<CancelReason>) -> NodeSnapshot {
-    let (state, cancel_reason) = match reason {
+fn lazy(child: Lazy) -> NodeSnapshot {
+    let (state, cancel_reason) = match child.reason {
         Some(reason) => (NodeState::Cancelling, Some(reason.to_string())),
         None => (NodeState::Running, None),
     };
     NodeSnapshot {
         kind: NodeKindView::Child,
-        name: name.map(|n| n.to_string()),
+        name: child.name.map(|n| n.to_string()),
         state,
         cancel_reason,
         deadline_in: None,
         grace: None,
         live: 0,
-        location: None,
+        location: child.location.map(SourceLocation::of),
         children: Vec::new(),
     }
 }

@@ -61,14 +61,19 @@ use crate::sync::{
 pub(crate) trait GroupMembers: Send + Sync {
     /// Wakes every member without a node (the group was cancelled).
     fn wake_all(&self);
-    /// The running members for rendering: (name, node if made).
+    /// The running members for rendering: name, node if made, spawn site.
     fn running(&self) -> Vec<RunningMember>;
     /// The public reason of a running member without a node (rendering).
     fn lazy_reason(&self) -> Option<CancelReason>;
 }
 
-/// A running member as rendering sees it: its name, and its node if it has one.
-pub(crate) type RunningMember = (Option<Arc<str>>, Option<Arc<Node>>);
+/// A running member as rendering sees it: its name, its node if it has one, where it was spawned.
+pub(crate) struct RunningMember {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) node: Option<Arc<Node>>,
+    /// Where the member was spawned.
+    pub(crate) location: Option<&'static std::panic::Location<'static>>,
+}
 
 /// What owns a node; used for absorbing decisions, reasons and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use crate::child::link::{HandleLink, SlotHandle};
 use crate::child::roster::SlotRef;
 use crate::child::runner::{ready_task, TaskLink};
 use crate::child::runner::{ChildTask, PreStart};
+use crate::location::LocationId;
 use crate::nursery::core::Core;
 use crate::nursery::policy::Limited;
 use tokio::sync::OwnedSemaphorePermit;
@@ -242,6 +243,7 @@ impl<T> ChildHandle<T> {
 pub(crate) fn prepare<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
+    site: LocationId,
     fut: F,
 ) -> Result<(ChildHandle<T>, Option<ChildTask<E, F>>), F>
 where
@@ -251,7 +253,7 @@ where
     if !core.try_join() {
         return Err(fut);
     }
-    let key = core.roster().enroll(name.clone());
+    let key = core.roster().enroll(name.clone(), site);
     let slot = SlotRef {
         roster: Arc::clone(core.roster()),
         key,
@@ -293,6 +295,7 @@ where
 pub(crate) fn spawn<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
+    site: LocationId,
     fut: F,
 ) -> Result<ChildHandle<T>, F>
 where
@@ -301,15 +304,16 @@ where
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
     if let Some(limit) = core.limit() {
-        return spawn_task(core, name, limit.queue(fut)).map_err(Limited::into_inner);
+        return spawn_task(core, name, site, limit.queue(fut)).map_err(Limited::into_inner);
     }
-    spawn_task(core, name, fut)
+    spawn_task(core, name, site, fut)
 }
 
 /// `spawn` for a child that already holds its slot of a limited nursery.
 pub(crate) fn spawn_holding<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
+    site: LocationId,
     permit: OwnedSemaphorePermit,
     fut: F,
 ) -> Result<ChildHandle<T>, F>
@@ -318,7 +322,7 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
-    spawn_task(core, name, Limited::holding(permit, fut)).map_err(Limited::into_inner)
+    spawn_task(core, name, site, Limited::holding(permit, fut)).map_err(Limited::into_inner)
 }
 
 /// Spawns a `start` child (see `prepare_joined`), waiting in line first in a limited nursery.
@@ -343,6 +347,7 @@ pub(crate) fn spawn_joined<E, F>(
 fn spawn_task<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
+    site: LocationId,
     fut: F,
 ) -> Result<ChildHandle<T>, F>
 where
@@ -350,7 +355,7 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
-    let (handle, task) = prepare(core, name, fut)?;
+    let (handle, task) = prepare(core, name, site, fut)?;
     run_on_runtime(core, task);
     Ok(handle)
 }

@@ -23,6 +23,7 @@
 //!
 //! Lock order: the roster lock may be held while a node lock is taken (`make_node` attaches under
 //! the group), never the other way round: the tree calls `wake_all` after releasing its locks.
+//! The location table's lock (`crate::location`) is a leaf below both.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{PoisonError, Weak};
@@ -32,6 +33,7 @@ use slab::Slab;
 
 use crate::cancel::reason::CancelReason;
 use crate::cancel::tree::{GroupMembers, Node, NodeKind, RunningMember};
+use crate::location::LocationId;
 use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard};
 
 pub(crate) struct Roster {
@@ -48,6 +50,8 @@ struct Slot {
     extra: Option<Box<Extra>>,
     /// Handles referring to this slot.
     handles: u32,
+    /// Where the child was spawned (in the 4 bytes beside `handles` that were padding).
+    site: LocationId,
 }
 
 #[derive(Default)]
@@ -126,7 +130,7 @@ impl Roster {
     }
 
     /// A slot for a new child, with one handle (the one `spawn` returns).
-    pub(crate) fn enroll(&self, name: Option<Arc<str>>) -> usize {
+    pub(crate) fn enroll(&self, name: Option<Arc<str>>, site: LocationId) -> usize {
         let mut slots = self.slots();
         if slots.len() == slots.capacity() {
             // Grow by a quarter rather than double: the unused tail of a large roster is memory
@@ -143,6 +147,7 @@ impl Roster {
                 })
             }),
             handles: 1,
+            site,
         })
     }
 
@@ -196,6 +201,9 @@ impl Roster {
             return Some(Arc::clone(node));
         }
         let node = Node::new(NodeKind::Child, slot.name().cloned());
+        if let Some(site) = slot.site.resolve() {
+            node.set_location(site);
+        }
         if let Some(waker) = &slot.waker {
             node.register_owner(waker);
         }
@@ -298,12 +306,16 @@ impl GroupMembers for Roster {
         }
     }
 
-    /// The running children for rendering: (name, node if made).
+    /// The running children for rendering: name, node if made, spawn site.
     fn running(&self) -> Vec<RunningMember> {
         self.slots()
             .iter()
             .filter(|(_, slot)| slot.ended().is_none())
-            .map(|(_, slot)| (slot.name().cloned(), slot.node().cloned()))
+            .map(|(_, slot)| RunningMember {
+                name: slot.name().cloned(),
+                node: slot.node().cloned(),
+                location: slot.site.resolve(),
+            })
             .collect()
     }
 

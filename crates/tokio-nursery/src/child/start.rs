@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -334,6 +335,8 @@ enum StartState<V, E, F> {
 pub struct Start<V, E: fmt::Display + Send + 'static, F> {
     core: Arc<Core<E>>,
     name: Option<Arc<str>>,
+    /// Where `start` was called.
+    location: Option<&'static Location<'static>>,
     state: StartState<V, E, F>,
     /// Started through a `NurseryHandle`: the child's `Local` bindings follow `handle_locals`.
     via_handle: bool,
@@ -352,9 +355,16 @@ impl<V, E: fmt::Display + Send + 'static, F> Start<V, E, F> {
         Start {
             core,
             name,
+            location: None,
             state: StartState::Init(init),
             via_handle: false,
         }
+    }
+
+    /// Records where the user's code called `start`, shown in snapshots of the tree.
+    pub(crate) fn located(mut self, location: &'static Location<'static>) -> Self {
+        self.location = Some(location);
+        self
     }
 
     /// Marks a start made through a `NurseryHandle` (DESIGN §7: which bindings it carries).
@@ -391,6 +401,9 @@ where
                     }
                     let caller = context::current();
                     let node = Node::new(NodeKind::Child, this.name.clone());
+                    if let Some(location) = this.location {
+                        node.set_location(location);
+                    }
                     node.attach(caller.as_ref());
                     let slot = Arc::new(Slot {
                         state: Mutex::new(SlotState::Waiting),

@@ -2,12 +2,14 @@
 //! none is free (`try_spawn`): methods of the body's `Nursery`, on the limit of `policy.rs`.
 
 use std::future::Future;
+use std::panic::Location;
 
 use crate::child::handle::{self as child, ChildHandle};
 use crate::error::TrySpawnError;
+use crate::location::LocationId;
 use crate::nursery::handle::Nursery;
 
-impl<E: std::fmt::Display + Send + 'static> Nursery<'_, E> {
+impl<'env, E: std::fmt::Display + Send + 'static> Nursery<'env, E> {
     /// Spawns a child once the nursery's [limit](crate::NurseryBuilder::limit) has a free slot:
     /// waits (in line with the children already waiting) before it spawns, so a producer slows
     /// down to the pace of the children (backpressure). In a nursery without a limit it spawns
@@ -46,19 +48,27 @@ impl<E: std::fmt::Display + Send + 'static> Nursery<'_, E> {
     ///     .unwrap();
     /// # }
     /// ```
-    pub async fn spawn_when_ready<F>(&self, fut: F) -> ChildHandle
+    #[track_caller]
+    pub fn spawn_when_ready<'a, F>(
+        &'a self,
+        fut: F,
+    ) -> impl Future<Output = ChildHandle> + use<'a, 'env, E, F>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        let Some(limit) = self.core().limit() else {
-            return self.spawn(fut);
-        };
-        match limit.permit().await {
-            Some(permit) => match child::spawn_holding(self.core(), None, permit, fut) {
-                Ok(handle) => handle,
-                Err(fut) => self.rejected(None, fut),
-            },
-            None => self.spawn(fut),
+        // Not an `async fn`, so that the caller's location is taken here, at the call.
+        let site = LocationId::of(Location::caller());
+        async move {
+            let Some(limit) = self.core().limit() else {
+                return self.spawn_inner(None, site, fut);
+            };
+            match limit.permit().await {
+                Some(permit) => match child::spawn_holding(self.core(), None, site, permit, fut) {
+                    Ok(handle) => handle,
+                    Err(fut) => self.rejected(None, fut),
+                },
+                None => self.spawn_inner(None, site, fut),
+            }
         }
     }
 
@@ -82,14 +92,16 @@ impl<E: std::fmt::Display + Send + 'static> Nursery<'_, E> {
     /// assert_eq!(out, Ok((true, true)));
     /// # }
     /// ```
+    #[track_caller]
     pub fn try_spawn<F>(&self, fut: F) -> Result<ChildHandle, TrySpawnError<F>>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
+        let site = LocationId::of(Location::caller());
         let spawned = match self.core().limit() {
-            None => child::spawn(self.core(), None, fut),
+            None => child::spawn(self.core(), None, site, fut),
             Some(limit) => match limit.try_permit() {
-                Some(permit) => child::spawn_holding(self.core(), None, permit, fut),
+                Some(permit) => child::spawn_holding(self.core(), None, site, permit, fut),
                 None => return Err(TrySpawnError::Full(fut)),
             },
         };

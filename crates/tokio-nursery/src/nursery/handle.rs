@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 
 use crate::cancel::scope::Cancelled;
@@ -12,6 +13,7 @@ use crate::child::join::{deliver, ValueSlot};
 use crate::child::start::{Start, Started};
 use crate::local::frame;
 use crate::local::scope::WithLocals;
+use crate::location::LocationId;
 use crate::nursery::core::Core;
 use crate::nursery::remote::NurseryHandle;
 
@@ -86,11 +88,12 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert_eq!(out, Err("boom"));
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        self.spawn_inner(None, fut)
+        self.spawn_inner(None, LocationId::of(Location::caller()), fut)
     }
 
     /// Like [`spawn`](Self::spawn), naming the child; the name appears in cancel reasons
@@ -109,11 +112,12 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert_eq!(out.unwrap_err(), "connection lost");
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        self.spawn_inner(Some(name.into()), fut)
+        self.spawn_inner(Some(name.into()), LocationId::of(Location::caller()), fut)
     }
 
     /// Spawns a child that returns a value, as its own tokio task: await it with
@@ -135,15 +139,20 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert_eq!(total, Ok(60));
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn_returning<T, F>(&self, fut: F) -> ChildHandle<T>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
         let slot = ValueSlot::new();
-        self.spawn_inner(None, deliver(Arc::clone(&slot), fut))
-            .retype()
-            .with_value(slot)
+        self.spawn_inner(
+            None,
+            LocationId::of(Location::caller()),
+            deliver(Arc::clone(&slot), fut),
+        )
+        .retype()
+        .with_value(slot)
     }
 
     /// Runs a blocking closure on tokio's blocking thread pool as a child of the nursery: the
@@ -166,18 +175,24 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert!(out.is_ok());
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn_blocking<F>(&self, f: F) -> ChildHandle
     where
         F: FnOnce() -> Result<(), E> + Send + 'static,
     {
-        self.spawn_inner(None, blocking(f))
+        self.spawn_inner(None, LocationId::of(Location::caller()), blocking(f))
     }
 
-    fn spawn_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    pub(super) fn spawn_inner<F>(
+        &self,
+        name: Option<Arc<str>>,
+        site: LocationId,
+        fut: F,
+    ) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        match child::spawn(&self.core, name.clone(), fut) {
+        match child::spawn(&self.core, name.clone(), site, fut) {
             Ok(handle) => handle,
             Err(fut) => self.rejected(name, fut),
         }
@@ -210,11 +225,12 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert_eq!(seen.into_inner().unwrap().len(), names.len());
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn_borrowing<F>(&self, fut: F) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'env,
     {
-        self.spawn_borrowing_inner(None, fut)
+        self.spawn_borrowing_inner(None, LocationId::of(Location::caller()), fut)
     }
 
     /// Like [`spawn_borrowing`](Self::spawn_borrowing), naming the child.
@@ -232,28 +248,34 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// assert_eq!(out.unwrap_err(), "limit 3 too high");
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn_borrowing_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'env,
     {
-        self.spawn_borrowing_inner(Some(name.into()), fut)
+        self.spawn_borrowing_inner(Some(name.into()), LocationId::of(Location::caller()), fut)
     }
 
-    fn spawn_borrowing_inner<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    fn spawn_borrowing_inner<F>(
+        &self,
+        name: Option<Arc<str>>,
+        site: LocationId,
+        fut: F,
+    ) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'env,
     {
         match self.core.limit() {
-            Some(limit) => self.push_borrowing(name, limit.queue(fut)),
-            None => self.push_borrowing(name, fut),
+            Some(limit) => self.push_borrowing(name, site, limit.queue(fut)),
+            None => self.push_borrowing(name, site, fut),
         }
     }
 
-    fn push_borrowing<F>(&self, name: Option<Arc<str>>, fut: F) -> ChildHandle
+    fn push_borrowing<F>(&self, name: Option<Arc<str>>, site: LocationId, fut: F) -> ChildHandle
     where
         F: Future<Output = Result<(), E>> + Send + 'env,
     {
-        match child::prepare(&self.core, name.clone(), fut) {
+        match child::prepare(&self.core, name.clone(), site, fut) {
             Ok((handle, Some(task))) => {
                 self.borrowed.push(Box::pin(task));
                 handle
@@ -303,13 +325,14 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// .unwrap();
     /// # }
     /// ```
+    #[track_caller]
     pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
     where
         V: Send + 'static,
         F: FnOnce(Started<V>) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        Start::new(Arc::clone(&self.core), None, f)
+        Start::new(Arc::clone(&self.core), None, f).located(Location::caller())
     }
 
     /// Like [`start`](Self::start), naming the child.
@@ -325,13 +348,14 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     /// .unwrap();
     /// # }
     /// ```
+    #[track_caller]
     pub fn start_named<V, F, Fut>(&self, name: impl Into<Arc<str>>, f: F) -> Start<V, E, F>
     where
         V: Send + 'static,
         F: FnOnce(Started<V>) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        Start::new(Arc::clone(&self.core), Some(name.into()), f)
+        Start::new(Arc::clone(&self.core), Some(name.into()), f).located(Location::caller())
     }
 
     /// Cancels every child, present and future (children spawned afterwards are dropped

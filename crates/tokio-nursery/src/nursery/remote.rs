@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 
 use crate::cancel::scope::Cancelled;
@@ -13,6 +14,7 @@ use crate::child::start::{Start, Started};
 use crate::error::{CleanupTimedOut, Closed};
 use crate::local::frame;
 use crate::local::scope::WithLocals;
+use crate::location::LocationId;
 use crate::nursery::core::Core;
 
 /// A handle to a nursery usable from anywhere: `Send + Sync + Clone + 'static`.
@@ -82,12 +84,14 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// .unwrap();
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> Result<ChildHandle, Closed>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let locals = self.core.handle_locals_here();
-        frame::enter(locals, || child::spawn(&self.core, None, fut)).map_err(|_| Closed)
+        let site = LocationId::of(Location::caller());
+        frame::enter(locals, || child::spawn(&self.core, None, site, fut)).map_err(|_| Closed)
     }
 
     /// Spawns a named child, as [`Nursery::spawn_named`](crate::Nursery::spawn_named); `Err(Closed)` once finished.
@@ -103,13 +107,17 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// .unwrap();
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn_named<F>(&self, name: impl Into<Arc<str>>, fut: F) -> Result<ChildHandle, Closed>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let locals = self.core.handle_locals_here();
-        frame::enter(locals, || child::spawn(&self.core, Some(name.into()), fut))
-            .map_err(|_| Closed)
+        let site = LocationId::of(Location::caller());
+        frame::enter(locals, || {
+            child::spawn(&self.core, Some(name.into()), site, fut)
+        })
+        .map_err(|_| Closed)
     }
 
     /// Starts a child, as [`Nursery::start`](crate::Nursery::start); fails with
@@ -131,13 +139,16 @@ impl<E: fmt::Display + Send + 'static> NurseryHandle<E> {
     /// .unwrap();
     /// # }
     /// ```
+    #[track_caller]
     pub fn start<V, F, Fut>(&self, f: F) -> Start<V, E, F>
     where
         V: Send + 'static,
         F: FnOnce(Started<V>) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        Start::new(Arc::clone(&self.core), None, f).through_handle()
+        Start::new(Arc::clone(&self.core), None, f)
+            .through_handle()
+            .located(Location::caller())
     }
 
     /// Cancels every child, as [`Nursery::cancel`](crate::Nursery::cancel); `Err(Closed)` once finished.
