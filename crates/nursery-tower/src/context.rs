@@ -39,6 +39,11 @@ pub const CLIENT_DISCONNECTED: &str = "client disconnected";
 /// A request's id, read from the configured request-id header (`x-request-id` by default) and
 /// written on outgoing calls by [`ClientLayer`](crate::ClientLayer).
 ///
+/// The server layer binds it as an inherited context value ([`tokio_nursery::Local`]) for the
+/// whole request: the handler, every child it spawns or starts at any depth, and their cleanups
+/// read it with [`RequestId::current`], for logs, and the client layer writes it on every
+/// outgoing call made there, with no plumbing through the handler's code.
+///
 /// ```
 /// let id = nursery_tower::RequestId::new(http::HeaderValue::from_static("req-7"));
 /// assert_eq!(id.as_str(), Some("req-7"));
@@ -76,7 +81,58 @@ impl RequestId {
     pub fn as_str(&self) -> Option<&str> {
         self.0.to_str().ok()
     }
+
+    /// The id of the request being served here: bound by the server layer for the request's
+    /// handler and everything it spawns; `None` outside a request, or when the request came
+    /// without one.
+    ///
+    /// ```
+    /// use nursery_tower::RequestId;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// assert_eq!(RequestId::current(), None);
+    /// let id = RequestId::new(http::HeaderValue::from_static("req-9"));
+    /// let seen = id.clone().bind(async {
+    ///     tokio_nursery::nursery(|n| async move {
+    ///         // A child spawned inside the request sees the same id.
+    ///         Ok::<_, std::io::Error>(n.spawn_returning(async { Ok(RequestId::current()) }).join().await)
+    ///     })
+    ///     .await
+    /// })
+    /// .await;
+    /// assert_eq!(seen.unwrap().unwrap(), Some(id));
+    /// # }
+    /// ```
+    pub fn current() -> Option<RequestId> {
+        CURRENT_REQUEST_ID.get()
+    }
+
+    /// Runs `fut` with this id as the [current](Self::current) one, inherited by every child
+    /// started inside it. The server layer does this for each request that carries an id; use it
+    /// where work on behalf of a request starts elsewhere (a queue consumer, a test).
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel safe as `fut`: dropping it drops `fut`, and the binding ends with it.
+    ///
+    /// # Drop behavior
+    ///
+    /// Dropping it drops `fut`; the id stays bound while `fut`'s drop runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let id = nursery_tower::RequestId::new(http::HeaderValue::from_static("job-1"));
+    /// id.bind(async { assert!(nursery_tower::RequestId::current().is_some()) }).await;
+    /// # }
+    /// ```
+    pub fn bind<F: std::future::Future>(self, fut: F) -> tokio_nursery::LocalScope<RequestId, F> {
+        CURRENT_REQUEST_ID.scope(self, fut)
+    }
 }
+
+/// The id of the request being served, inherited by its children (`RequestId::current`).
+static CURRENT_REQUEST_ID: tokio_nursery::Local<RequestId> =
+    tokio_nursery::Local::named("nursery_tower::RequestId");
 
 /// Why a request's scope was cancelled, read from its [`CancelReason`].
 ///

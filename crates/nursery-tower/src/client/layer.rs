@@ -33,8 +33,10 @@ use crate::wire::timeout::{format_grpc_timeout, parse_grpc_timeout};
 /// clients and `tonic::client::Grpc` call it while their future is polled, which is; a future
 /// built outside the scope and awaited inside it is not.
 ///
-/// The request id travels too: from a [`RequestId`] or [`RequestContext`] extension on the
-/// outgoing request, written as `x-request-id`.
+/// The request id travels too, written as `x-request-id`: from a [`RequestId`] or
+/// [`RequestContext`] extension on the outgoing request, or else the id of the request being
+/// served where the call is made ([`RequestId::current`], inherited by every child the handler
+/// spawns).
 ///
 /// ```
 /// use std::time::Duration;
@@ -157,13 +159,14 @@ where
             request.headers_mut().insert(header.clone(), value);
             expires = Some(Instant::now() + timeout);
         }
-        // INHERITED CONTEXT: once the core has inherited context values (`Local<T>`), read the
-        // current request's id from there; until then it comes from the request's extensions.
+        // An id set on this request wins; otherwise the one the server layer bound for the
+        // request being served here (inherited by the children that make the call).
         let id = request
             .extensions()
             .get::<RequestId>()
             .or_else(|| request.extensions().get::<RequestContext>()?.id())
-            .map(|id| id.header_value().clone());
+            .map(|id| id.header_value().clone())
+            .or_else(|| RequestId::current().map(|id| id.header_value().clone()));
         if let Some(id) = id {
             let name = self.layer.request_id_header.clone();
             request.headers_mut().entry(name).or_insert(id);

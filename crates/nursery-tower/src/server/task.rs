@@ -66,6 +66,7 @@ where
             frames,
         } = self;
         let body_frames = frames.clone();
+        let id = request.extensions().get::<crate::RequestId>().cloned();
         let served = scope.run(nursery(|n| {
             let ctx = RequestContext {
                 id: None,
@@ -76,7 +77,12 @@ where
             };
             serve(service, request, ctx, head, body_frames)
         }));
-        let outcome = AssertUnwindSafe(served).catch_unwind().await;
+        // The id is inherited by everything the request runs: the handler, its children, their
+        // cleanups, and the outgoing calls the client layer makes from there.
+        let outcome = match id {
+            Some(id) => AssertUnwindSafe(id.bind(served)).catch_unwind().await,
+            None => AssertUnwindSafe(served).catch_unwind().await,
+        };
         let failure = match outcome {
             Ok(Some(Ok(()))) => None,
             Ok(Some(Err(error))) => {
