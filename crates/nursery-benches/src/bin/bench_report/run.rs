@@ -36,6 +36,7 @@ const BENCHES: &[(&str, Kind)] = &[
     ("policy", Kind::Criterion),
     ("locals", Kind::Criterion),
     ("heap_per_child", Kind::Custom),
+    ("rss_scale", Kind::Custom),
     ("force_exit", Kind::Custom),
     ("idle_connections", Kind::Custom),
     ("echo_throughput", Kind::Custom),

@@ -159,6 +159,21 @@ pub(crate) const TARGETS: &[Target] = &[
         limit: 1.2,
     },
     Target {
+        workload: "rss_scale",
+        rule: Rule::Ratio { peer: "joinset" },
+        cmp: Cmp::Le,
+        limit: 1.1,
+    },
+    Target {
+        workload: "cancel_scale",
+        rule: Rule::Linear {
+            small: 10_000.0,
+            large: 1_000_000.0,
+        },
+        cmp: Cmp::Le,
+        limit: 1.25,
+    },
+    Target {
         workload: "tower_layer",
         rule: Rule::Ratio { peer: "bare" },
         cmp: Cmp::Le,

@@ -138,6 +138,28 @@ return to its start afterwards). The peers hold the same children as `JoinSet` t
         per: None,
     },
     Workload {
+        name: "rss_scale",
+        title: "resident memory per live child at scale",
+        intro: "N children (10 000, 100 000 and 1 000 000) that are all polled once and then \
+wait, each case in a fresh process (glibc malloc, current-thread runtime): resident bytes \
+(`VmRSS` with all N live, less `VmRSS` before the first spawn) divided by N, which counts the \
+allocator's size classes and the growth steps of every table, where `heap_per_child` counts \
+requested bytes. `peak_mb` is `VmHWM`. `nursery`: `Nursery::spawn`; `joinset`: `tokio::spawn` \
+tasks in a `JoinSet`.",
+        param: "case",
+        per: None,
+    },
+    Workload {
+        name: "cancel_scale",
+        title: "cancelling all children at scale",
+        intro: "The children of `rss_scale`, then all cancelled at once and awaited, in the same \
+processes: nanoseconds from the cancel to the last child gone (`nursery`: `Nursery::cancel` \
+and the nursery returning; `joinset`: `abort_all` and `join_next` drained). The target is \
+linearity: the time per child at 1 000 000 against the time per child at 10 000.",
+        param: "case",
+        per: None,
+    },
+    Workload {
         name: "force_exit",
         title: "fault to typed error on a supervised connection",
         intro: "Latency on loopback from a fault injected by the peer to the caller holding the \
