@@ -17,6 +17,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[path = "bench_report/charts.rs"]
+mod charts;
 #[path = "bench_report/data.rs"]
 mod data;
 #[path = "bench_report/machine.rs"]
@@ -30,7 +32,7 @@ mod targets;
 #[path = "bench_report/workloads.rs"]
 mod workloads;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -166,6 +168,12 @@ fn main() -> ExitCode {
     let results = data::Results::load(&results_dir);
     let outcomes = targets::evaluate(&results);
     let report = render::report(&results, &outcomes, log.as_ref(), options.from.is_some());
+    let report_dir = options
+        .output
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let (charts, chart_warnings) = charts::write_all(&results, &report_dir);
+    let report = charts::with_charts(report, &charts);
     if let Err(e) = std::fs::write(&options.output, report) {
         eprintln!(
             "bench-report: cannot write {}: {e}",
@@ -174,7 +182,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    for warning in &results.warnings {
+    for warning in results.warnings.iter().chain(&chart_warnings) {
         eprintln!("bench-report: warning: {warning}");
     }
     println!();
@@ -289,7 +297,7 @@ mod tests {
             Status::Missed
         );
         assert_eq!(
-            get("cancel_nested: nursery per level, depth 5000 vs 1000 @ multi_thread"),
+            get("cancel_nested: nursery per level, 5000 vs 1000 @ multi_thread"),
             Status::Met
         );
         assert_eq!(
@@ -314,5 +322,43 @@ mod tests {
         assert_eq!(fmt_num(0.01234), "0.0123");
         assert_eq!(crate::machine::utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(crate::machine::utc(1_709_210_096), "2024-02-29 12:34 UTC");
+    }
+
+    #[test]
+    fn charts_are_drawn_from_results_and_embedded_before_the_notes() {
+        let dir = std::env::temp_dir().join(format!("bench-report-charts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let results_dir = dir.join("results");
+        std::fs::create_dir_all(&results_dir).unwrap();
+        let rows = ["nursery", "joinset"]
+            .iter()
+            .flat_map(|imp| {
+                ["10000", "1000000"]
+                    .iter()
+                    .map(move |n| Row::new(*n, *imp, if *imp == "nursery" { 400.0 } else { 300.0 }))
+            })
+            .collect();
+        let m = Measurement {
+            workload: "rss_scale".into(),
+            title: "t".into(),
+            metric: "bytes".into(),
+            rows,
+            notes: vec![],
+        };
+        std::fs::write(
+            results_dir.join("rss_scale.json"),
+            serde_json::to_string(&m).unwrap(),
+        )
+        .unwrap();
+        let results = Results::load(&results_dir);
+        let (charts, warnings) = crate::charts::write_all(&results, &dir);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(charts.len(), 1);
+        let svg = std::fs::read_to_string(dir.join(&charts[0].path)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("joinset"));
+        let report = crate::charts::with_charts("# R\n\n## Notes on misses\n".into(), &charts);
+        let at_chart = report.find("![resident memory per live child]").unwrap();
+        assert!(at_chart < report.find("## Notes on misses").unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

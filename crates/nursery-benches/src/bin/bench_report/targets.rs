@@ -38,8 +38,13 @@ pub(crate) enum Rule {
         key: &'static str,
         peer: &'static str,
     },
-    /// Per runtime: `(value at large / large)` against `limit ×` `(value at small / small)`.
-    Linear { small: f64, large: f64 },
+    /// Per runtime: `(value at large / large)` against `limit ×` `(value at small / small)`;
+    /// `per` names the unit (a level, a child).
+    Linear {
+        small: f64,
+        large: f64,
+        per: &'static str,
+    },
 }
 
 /// One target.
@@ -90,6 +95,7 @@ pub(crate) const TARGETS: &[Target] = &[
         rule: Rule::Linear {
             small: 1000.0,
             large: 5000.0,
+            per: "level",
         },
         cmp: Cmp::Le,
         limit: 1.25,
@@ -169,6 +175,7 @@ pub(crate) const TARGETS: &[Target] = &[
         rule: Rule::Linear {
             small: 10_000.0,
             large: 1_000_000.0,
+            per: "child",
         },
         cmp: Cmp::Le,
         limit: 1.25,
@@ -207,8 +214,8 @@ impl Target {
         let what = match self.rule {
             Rule::Ratio { peer } => format!("{SUBJECT} / {peer}"),
             Rule::ExtraRatio { key, peer } => format!("{SUBJECT} / {peer} {key}"),
-            Rule::Linear { small, large } => format!(
-                "{SUBJECT} per level, depth {} vs {}",
+            Rule::Linear { small, large, per } => format!(
+                "{SUBJECT} per {per}, {} vs {}",
                 fmt_num(large),
                 fmt_num(small)
             ),
@@ -240,8 +247,8 @@ impl Target {
         let mut outcomes = Vec::new();
         if let Some(table) = results.primary(self.workload) {
             match self.rule {
-                Rule::Linear { small, large } => {
-                    self.linear(table, small, large, &mut outcomes);
+                Rule::Linear { small, large, per } => {
+                    self.linear(table, (small, large), per, &mut outcomes);
                 }
                 _ => {
                     for case in &table.cases {
@@ -301,7 +308,13 @@ impl Target {
         }
     }
 
-    fn linear(&self, table: &Table, small: f64, large: f64, outcomes: &mut Vec<Outcome>) {
+    fn linear(
+        &self,
+        table: &Table,
+        (small, large): (f64, f64),
+        per: &str,
+        outcomes: &mut Vec<Outcome>,
+    ) {
         let mut runtimes: Vec<&str> = table.cases.iter().map(|c| c.runtime.as_str()).collect();
         runtimes.dedup();
         for runtime in runtimes {
@@ -318,7 +331,7 @@ impl Target {
                 (Some(s), Some(l)) => {
                     let ratio = l / s;
                     let text = format!(
-                        "{ratio:.2}× ({}/level at {} vs {}/level at {})",
+                        "{ratio:.2}× ({}/{per} at {} vs {}/{per} at {})",
                         fmt_time(l),
                         fmt_num(large),
                         fmt_time(s),
