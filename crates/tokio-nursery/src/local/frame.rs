@@ -175,9 +175,7 @@ impl Installed {
         let prev = self.prev.take();
         replace(prev).ok().flatten()
     }
-}
 
-impl Installed {
     /// Ends an `install`: restores the previous bindings and puts the list back in `frame`.
     #[inline]
     pub(crate) fn leave(installed: Option<Installed>, frame: &mut Option<Link>) {
