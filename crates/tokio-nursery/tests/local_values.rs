@@ -682,3 +682,22 @@ fn a_child_spawned_with_nothing_bound_sees_nothing_where_its_poller_has_values()
     assert_eq!(body, id("poller"));
     assert_eq!(REQUEST_ID.get(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cleanup_run_by_the_detached_finisher_sees_its_values() {
+    let (tx, rx) = oneshot::channel();
+    let fut = REQUEST_ID.scope(
+        "foreign drop".into(),
+        nursery(|n: Nursery<'_, TestError>| async move {
+            n.defer(async move {
+                tx.send(REQUEST_ID.get()).unwrap();
+                Ok(())
+            });
+            std::future::pending::<()>().await;
+            Ok(())
+        }),
+    );
+    // `timeout` drops the running nursery: its cleanup runs later, in a detached task.
+    assert!(tokio::time::timeout(ms(10), fut).await.is_err());
+    assert_eq!(rx.await.unwrap(), id("foreign drop"));
+}
