@@ -66,6 +66,7 @@
 //! | — (Kotlin `supervisorScope`) | `gather(…, return_exceptions=True)` | [`supervisor`]: every failure in [`Errors`], nothing cancelled |
 //! | `CapacityLimiter(n)` (Go errgroup `SetLimit`) | `asyncio.Semaphore(n)` | [`NurseryBuilder::limit`], [`Nursery::spawn_when_ready`], [`Nursery::try_spawn`] |
 //! | — (Java `Joiner` with `onTimeout`) | `asyncio.wait(tasks, timeout=d)`, then cancel the pending | [`collect_after`] / [`collect_at`] |
+//! | — (Swift `@TaskLocal`, Java `ScopedValue`) | `contextvars` (copied into each task) | [`Local`]: `ID.scope(v, fut)`, `ID.get()`, inherited by every child; [`with_locals`] for a plain `tokio::spawn` |
 //!
 //! All timing uses tokio's clock, so tests can run on the paused clock.
 #![forbid(unsafe_code)]

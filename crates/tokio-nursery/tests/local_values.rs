@@ -650,3 +650,54 @@ fn nurseries_on_many_workers_keep_their_own_values() {
     });
     assert_eq!(wrong, 0);
 }
+
+#[test]
+fn a_child_spawned_with_nothing_bound_sees_nothing_where_its_poller_has_values() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // The runtime's tasks are polled inside `block_on`, inside this binding.
+    let (borrowing, spawned, body) = REQUEST_ID.sync_scope("poller".into(), || {
+        rt.block_on(async {
+            nursery(|n: Nursery<'_, TestError>| async move {
+                let (b_tx, b_rx) = oneshot::channel();
+                let (s_tx, s_rx) = oneshot::channel();
+                Locals::empty().sync_scope(|| {
+                    n.spawn_borrowing(async move {
+                        b_tx.send(REQUEST_ID.get()).unwrap();
+                        Ok(())
+                    });
+                    n.spawn(async move {
+                        s_tx.send(REQUEST_ID.get()).unwrap();
+                        Ok(())
+                    });
+                });
+                Ok((b_rx.await.unwrap(), s_rx.await.unwrap(), REQUEST_ID.get()))
+            })
+            .await
+            .unwrap()
+        })
+    });
+    assert_eq!((borrowing, spawned), (None, None));
+    assert_eq!(body, id("poller"));
+    assert_eq!(REQUEST_ID.get(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cleanup_run_by_the_detached_finisher_sees_its_values() {
+    let (tx, rx) = oneshot::channel();
+    let fut = REQUEST_ID.scope(
+        "foreign drop".into(),
+        nursery(|n: Nursery<'_, TestError>| async move {
+            n.defer(async move {
+                tx.send(REQUEST_ID.get()).unwrap();
+                Ok(())
+            });
+            std::future::pending::<()>().await;
+            Ok(())
+        }),
+    );
+    // `timeout` drops the running nursery: its cleanup runs later, in a detached task.
+    assert!(tokio::time::timeout(ms(10), fut).await.is_err());
+    assert_eq!(rx.await.unwrap(), id("foreign drop"));
+}

@@ -263,7 +263,7 @@ where
         // `this` mutably while the span is entered.
         let span = this.span.take();
         let entered = span.as_deref().map(tracing::Span::enter);
-        let installed = Installed::enter(this.locals.take());
+        let installed = frame::install(this.locals);
         let polled = loop {
             let step = match *this.state {
                 State::Running | State::Unwinding => poll_child(&mut this, cx),
@@ -276,7 +276,7 @@ where
                 Step::Ready => break Poll::Ready(()),
             }
         };
-        *this.locals = installed.exit();
+        Installed::leave(installed, this.locals);
         drop(entered);
         *this.span = span;
         polled

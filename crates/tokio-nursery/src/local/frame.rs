@@ -11,7 +11,7 @@
 //! Values are dropped outside the thread-local's borrow: a value's `Drop` may read `Local`s.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 
@@ -77,28 +77,60 @@ impl fmt::Debug for Frame {
 
 thread_local! {
     static CURRENT: RefCell<Option<Link>> = const { RefCell::new(None) };
+    /// `CURRENT.is_some()`, kept beside it: a `Copy` thread-local without a destructor, so the
+    /// check children make at every spawn and poll is a single load when nothing is bound.
+    static ANY: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The bindings in effect on this thread (none outside any binding).
+/// Replaces the bindings in effect, keeping `ANY` in step.
+#[inline]
+fn replace(frame: Option<Link>) -> Result<Option<Link>, std::thread::AccessError> {
+    let any = frame.is_some();
+    let prev = CURRENT.try_with(|current| current.replace(frame))?;
+    ANY.set(any);
+    Ok(prev)
+}
+
+/// The bindings in effect on this thread (none outside any binding, and during thread teardown).
+#[inline]
 pub(crate) fn current() -> Option<Link> {
+    if !ANY.get() {
+        return None;
+    }
     CURRENT
         .try_with(|current| current.borrow().clone())
         .ok()
         .flatten()
 }
 
-/// Runs `f` on the bindings in effect, borrowed (no reference count is touched).
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Frame>) -> R) -> R {
-    let mut f = Some(f);
-    let out = CURRENT.try_with(|current| {
-        let f = f.take().expect("called once");
-        f(current.borrow().as_deref())
-    });
-    match out {
-        Ok(out) => out,
-        // The thread is being torn down: nothing is bound any more.
-        Err(_) => (f.take().expect("not called"))(None),
+/// Runs `f` on the bindings in effect, borrowed (no reference count is touched); `None` if
+/// nothing is bound.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Frame) -> Option<R>) -> Option<R> {
+    if !ANY.get() {
+        return None;
     }
+    CURRENT
+        .try_with(|current| current.borrow().as_deref().and_then(f))
+        .ok()
+        .flatten()
+}
+
+/// `true` if nothing is bound on this thread: the check that lets a child without bindings skip
+/// installing its (empty) list.
+#[inline]
+pub(crate) fn nothing_installed() -> bool {
+    !ANY.get()
+}
+
+/// Installs `frame` for one poll, unless both it and what is installed are empty (the common
+/// case, which then costs one thread-local read). `Installed::leave` puts it back.
+#[inline]
+pub(crate) fn install(frame: &mut Option<Link>) -> Option<Installed> {
+    if frame.is_none() && nothing_installed() {
+        return None;
+    }
+    Some(Installed::enter(frame.take()))
 }
 
 /// `true` if both name the same list (or both are empty).
@@ -111,34 +143,54 @@ pub(crate) fn same(a: Option<&Link>, b: Option<&Link>) -> bool {
 }
 
 /// Bindings installed on this thread for one poll or call; `exit` (or `Drop`, when unwinding)
-/// restores what was there before.
+/// restores what was there before. Two thread-local accesses in all, and no reference count:
+/// the lists are moved in and out.
 #[must_use = "the bindings are restored when the guard is dropped"]
 pub(crate) struct Installed {
-    /// What was installed before; `None` if the thread-local is gone (thread teardown).
-    prev: Option<Option<Link>>,
+    prev: Option<Link>,
+    armed: bool,
 }
 
 impl Installed {
-    /// Installs `frame` as the bindings in effect.
+    /// Installs `frame` as the bindings in effect. During thread teardown, when the thread-local
+    /// is gone, installs nothing (and `frame` is dropped).
+    #[inline]
     pub(crate) fn enter(frame: Option<Link>) -> Installed {
-        let prev = CURRENT.try_with(|current| current.replace(frame)).ok();
-        Installed { prev }
+        match replace(frame) {
+            Ok(prev) => Installed { prev, armed: true },
+            Err(_) => Installed {
+                prev: None,
+                armed: false,
+            },
+        }
     }
 
     /// Restores the previous bindings and returns the installed ones, as the poll left them.
+    #[inline]
     pub(crate) fn exit(mut self) -> Option<Link> {
-        let prev = self.prev.take()?;
-        CURRENT
-            .try_with(|current| current.replace(prev))
-            .ok()
-            .flatten()
+        if !self.armed {
+            return None;
+        }
+        self.armed = false;
+        let prev = self.prev.take();
+        replace(prev).ok().flatten()
+    }
+
+    /// Ends an `install`: restores the previous bindings and puts the list back in `frame`.
+    #[inline]
+    pub(crate) fn leave(installed: Option<Installed>, frame: &mut Option<Link>) {
+        if let Some(installed) = installed {
+            *frame = installed.exit();
+        }
     }
 }
 
 impl Drop for Installed {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(prev) = self.prev.take() {
-            let mine = CURRENT.try_with(|current| current.replace(prev));
+        if self.armed {
+            let prev = self.prev.take();
+            let mine = replace(prev);
             drop(mine);
         }
     }
@@ -151,6 +203,7 @@ impl fmt::Debug for Installed {
 }
 
 /// Runs `f` with `frame` as the bindings in effect.
+#[inline]
 pub(crate) fn enter<R>(frame: Option<Link>, f: impl FnOnce() -> R) -> R {
     let installed = Installed::enter(frame);
     let out = f();

@@ -205,7 +205,7 @@ impl<T: Send + Sync + 'static> Local<T> {
         T: Clone,
     {
         let key = self.key();
-        frame::with_current(|current| lookup::<T>(current?, key).cloned())
+        frame::with_current(|current| lookup::<T>(current, key).cloned())
     }
 
     /// [`get`](Self::get), with a typed error when the key is not bound.
@@ -234,7 +234,7 @@ impl<T: Send + Sync + 'static> Local<T> {
     /// ```
     pub fn is_bound(&'static self) -> bool {
         let key = self.key();
-        frame::with_current(|current| current.is_some_and(|c| lookup::<T>(c, key).is_some()))
+        frame::with_current(|current| lookup::<T>(current, key).map(|_| ())).is_some()
     }
 }
 
