@@ -384,3 +384,47 @@ fn a_deadline_passing_while_a_scope_unwinds_is_left_open() {
     );
     assert!(!observed.records.contains_key(&4), "scope 4 is parked");
 }
+
+/// Found by the generator on the code before unwinding was committed at delivery (proptest's
+/// shrunk case; it hung there, the tree stuck at `scope [cancelling] └─ scope [running]`): the
+/// nursery's body cancels the outer scope and then enters an empty scope, which parks (Rule 3:
+/// that is the delivery); the nursery's only cleanup, run in that same poll, shields the inner
+/// scope. The shield comes too late: the outer scope absorbs at once.
+#[test]
+fn found_a_shield_set_by_a_cleanup_in_the_delivering_poll_does_not_hang() {
+    let Spec::Nursery(n) = nursery(
+        vec![],
+        vec![vec![set_shield(0, true)]],
+        vec![cancel(1), scope(vec![])],
+    ) else {
+        unreachable!()
+    };
+    let out = assert_matches_model(scope(vec![scope(vec![Spec::Nursery(n)])]));
+    assert_eq!(out.root, Some((0, model::Out::Ok(0))));
+    assert!(
+        !out.records.contains_key(&2),
+        "the inner scope never returns"
+    );
+}
+
+/// The same, shrunk by another run on the code before the fix: the body's sleep is what is
+/// dropped (the delivery).
+#[test]
+fn found_a_shield_set_after_the_body_was_dropped_does_not_hang() {
+    let Spec::Nursery(n) = nursery(
+        vec![],
+        vec![vec![set_shield(0, true)]],
+        vec![cancel(1), finish(10)],
+    ) else {
+        unreachable!()
+    };
+    let out = assert_matches_model(scope(vec![scope(vec![Spec::Nursery(n)])]));
+    assert_eq!(out.root, Some((0, model::Out::Ok(0))));
+    assert!(matches!(
+        out.records.get(&7),
+        Some(model::Record::Leaf {
+            start: 0,
+            end: Some((0, model::Ending::Dropped))
+        })
+    ));
+}

@@ -83,31 +83,39 @@ fn reach(mut shielded: bool, c: Cancel, toggles: &[Toggle<'_>], trial: &[ActEven
     while let Some(t) = rest.next_if(|t| t.0 == c.at) {
         at_c.push(t);
     }
+    // The act that caused the enclosing cancellation, if it ran in the same stretch as every
+    // shield change at that instant (then ids give the order they ran in).
+    let cause = c
+        .src
+        .and_then(|src| trial.iter().find(|e| e.id == src))
+        .filter(|e| at_c.iter().all(|t| t.2.stretch == e.stretch));
     match at_c.first() {
         None if !shielded => return c,
         None => {}
-        // Off at that instant, whichever came first: cancelled then.
+        // Off at that instant, whichever came first: cancelled then — by the cancellation if the
+        // unshield came first, else by the unshield.
         Some(t) if !t.1 => {
-            return if shielded {
-                Cancel {
+            return match cause {
+                _ if !shielded => c,
+                Some(e) if t.2.id < e.id => c,
+                Some(_) => Cancel {
                     at: c.at,
                     firm: false,
                     src: Some(t.2.id),
-                }
-            } else {
-                c
+                },
+                None => Cancel {
+                    at: c.at,
+                    firm: false,
+                    src: None,
+                },
             };
         }
         Some(_) if shielded => {}
-        Some(_) => {
-            // Set at the instant the cancellation arrives: it holds if it ran in the stretch of
-            // the `cancel()` that caused it; otherwise it is taken as too late, which `check`
-            // insists the code shows.
-            let cause = c.src.and_then(|src| trial.iter().find(|e| e.id == src));
-            if !cause.is_some_and(|e| at_c.iter().all(|t| t.2.stretch == e.stretch)) {
-                return c;
-            }
-        }
+        // Set at the instant the cancellation arrives: it holds if it ran in the stretch of the
+        // `cancel()` that caused it; otherwise it is taken as too late, which `check` insists the
+        // code shows.
+        Some(_) if cause.is_none() => return c,
+        Some(_) => {}
     }
     // Shielded from then on, until an unshield re-exposes it.
     rest.find(|t| !t.1).map_or(Cancel::NONE, |t| Cancel {
