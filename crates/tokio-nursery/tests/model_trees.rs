@@ -1,14 +1,18 @@
 //! Randomized trees against an executable model (issue 4, item 2).
 //!
-//! A generator builds random trees of scopes, nurseries and scripted leaves (depth up to 4,
-//! fan-out up to 6; see `model/mod.rs` for the language and what is excluded), runs each on
+//! A generator (`model/gen.rs`) builds random trees of scopes, nurseries, scripted leaves and
+//! acts that shield, unshield or cancel an enclosing scope at any point (depth up to 4, fan-out
+//! up to 6; one tree in four built around a cancel and a shield change meeting in one poll, the
+//! shape of issue 12 §1; see `model/mod.rs` for the language and what is excluded), runs each on
 //! tokio's paused clock and compares everything observed — the root's outcome and time, every
 //! scope's and nursery's return value and time, every leaf's and cleanup's start, end and how it
 //! ended — with what the reference model predicts from DESIGN.md's rules.
 //!
 //! The number of cases is `NURSERY_MODEL_CASES` (default [`DEFAULT_CASES`]); `model_case_count`
 //! prints it. Failing cases are kept by proptest in `proptest-regressions/model_trees.txt` and
-//! replayed first on later runs; each distinct bug found is also a named test below.
+//! replayed first on later runs; each distinct bug found is also a named test below. A root
+//! that has not completed at the paused clock's horizon when the model says it completes fails
+//! as a hang, with the live tree.
 
 mod model;
 
