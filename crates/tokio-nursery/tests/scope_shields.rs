@@ -567,3 +567,43 @@ impl Drop for DropCount {
         self.0.hit();
     }
 }
+
+/// Found by the model-based trees: a child cancels the outer scope and shields the inner one in
+/// the same stretch, so the children group is cancelled and at once un-cancelled (the shield
+/// holds: nothing acted on the cancellation). A sibling's failure at 10 ms must still cancel the
+/// sleeping child at once. Before, the first cancellation used up that child's registered waker,
+/// and it was dropped only when its own sleep ended, at 20 ms.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_group_uncancelled_by_a_shield_still_wakes_its_children_on_the_next_cancel() {
+    let log = Log::new();
+    let t0 = Instant::now();
+    let outer = CancelScope::new();
+    let outer_handle = outer.handle();
+    let inner = CancelScope::new();
+    let inner_handle = inner.handle();
+    let out = outer
+        .run(inner.run(nursery(|n| {
+            let log = log.clone();
+            async move {
+                n.spawn(async {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    Err(TestError("failed"))
+                });
+                n.spawn(async move {
+                    let _probe = DropLog(log, "sleeper dropped");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok(())
+                });
+                n.spawn(async move {
+                    outer_handle.cancel();
+                    inner_handle.set_shield(true);
+                    Ok(())
+                });
+                Ok(())
+            }
+        })))
+        .await;
+    assert_eq!(out, Some(Some(Err(TestError("failed")))), "Rule 1 twice");
+    assert_eq!(t0.elapsed(), Duration::from_millis(10));
+    assert_eq!(log.at("sleeper dropped"), Some(Duration::from_millis(10)));
+}

@@ -14,7 +14,8 @@
 //!     child leaves; `leave` detaches it and freezes what handles report (`Ended`).
 //!  3. Wakeups (tree invariant 5): a child stores its waker in its slot (under the roster lock)
 //!     *before* it reads the group's bit; the group's propagation stores the bit *before* it
-//!     takes the wakers (`wake_all`, under the same lock). A node made by a handle gets the slot's
+//!     reads the wakers (`wake_all`, under the same lock). Waking leaves them in place: the
+//!     child registers once, and the group can be un-cancelled (a shield) and cancelled again. A node made by a handle gets the slot's
 //!     waker as its owner before it is cancelled, and a child that finds a node made for it
 //!     registers the slot's waker on it before reading the node's bit; `singled` is raised before
 //!     the node is made, so one of the two always sees the other.
@@ -294,12 +295,14 @@ impl Roster {
 }
 
 impl GroupMembers for Roster {
-    /// Wakes every child without a node (the group was cancelled).
+    /// Wakes every child without a node (the group was cancelled). The wakers stay in their
+    /// slots: a child registers its slot once, and a shield set right after can un-cancel the
+    /// group, so a later cancellation must still find them.
     fn wake_all(&self) {
         let wakers: Vec<Waker> = self
             .slots()
-            .iter_mut()
-            .filter_map(|(_, slot)| slot.waker.take())
+            .iter()
+            .filter_map(|(_, slot)| slot.waker.clone())
             .collect();
         for waker in wakers {
             waker.wake();

@@ -1,6 +1,7 @@
 //! The interpreter: builds a [`Spec`] with the library, runs it on a current-thread runtime with
 //! the paused clock, and records what happened in the model's terms.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -10,11 +11,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::time::Instant;
-use tokio_nursery::{fail_after, move_on_after, shield, CancelScope, NurseryBuilder};
+use tokio_nursery::{fail_after, move_on_after, shield, CancelHandle, CancelScope, NurseryBuilder};
 
 use super::{
-    Action, Cleanup, Ending, Leaf, ModelError, Nursery, Out, Outcome, PanicId, Record, Records,
-    Scope, Spec, Time,
+    Act, ActKind, Action, Cleanup, Ending, Leaf, ModelError, Nursery, Out, Outcome, PanicId,
+    Record, Records, Scope, Spec, Time,
 };
 
 /// How long the root may run before it is taken as "never completes". Far beyond any time a
@@ -33,15 +34,24 @@ struct CtxInner {
     /// Set once the root is done: drops during runtime shutdown are not part of the run (and
     /// the paused clock is not reachable then).
     closed: AtomicBool,
+    /// The scopes some act targets, and their handles once they run.
+    targets: BTreeSet<u32>,
+    handles: Mutex<BTreeMap<u32, CancelHandle>>,
 }
 
 impl Ctx {
-    fn new() -> Ctx {
+    fn new(targets: BTreeSet<u32>) -> Ctx {
         Ctx(Arc::new(CtxInner {
             t0: Instant::now(),
             records: Mutex::new(Records::new()),
             closed: AtomicBool::new(false),
+            targets,
+            handles: Mutex::new(BTreeMap::new()),
         }))
+    }
+
+    fn handle(&self, id: u32) -> CancelHandle {
+        self.0.handles.lock().unwrap()[&id].clone()
     }
 
     fn now(&self) -> Time {
@@ -127,17 +137,31 @@ fn ms(t: u64) -> Duration {
 
 /// Runs `root` on a fresh current-thread runtime with the paused clock.
 pub fn observe(root: &Spec) -> Outcome {
+    observe_reporting(root).0
+}
+
+/// [`observe`], and if the root hung (had not completed at the [`HORIZON`] of the paused
+/// clock), the live tree as it was then.
+pub fn observe_reporting(root: &Spec) -> (Outcome, Option<String>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("runtime");
     let root = root.clone();
-    let (ctx, out) = rt.block_on(async move {
-        let ctx = Ctx::new();
+    let mut targets = BTreeSet::new();
+    collect_targets(std::slice::from_ref(&root), &mut targets);
+    let (ctx, out, hung) = rt.block_on(async move {
+        let ctx = Ctx::new(targets);
         let fut = AssertUnwindSafe(node(&root, &ctx)).catch_unwind();
-        let out = match tokio::time::timeout(ms(HORIZON), fut).await {
-            Err(_) => None,
+        let mut fut = std::pin::pin!(fut);
+        let out = match tokio::time::timeout(ms(HORIZON), fut.as_mut()).await {
+            Err(_) => {
+                // Still alive: the tree as the outermost handle sees it, before it is dropped.
+                let first = ctx.0.handles.lock().unwrap().values().next().cloned();
+                let tree = first.map(|h| h.render_tree()).unwrap_or_default();
+                return (ctx, None, Some(tree));
+            }
             Ok(Ok(Ok(v))) => Some((ctx.now(), Out::Ok(v))),
             Ok(Ok(Err(e))) => Some((ctx.now(), Out::Err(e))),
             Ok(Err(payload)) => match payload.downcast::<PanicId>() {
@@ -145,7 +169,7 @@ pub fn observe(root: &Spec) -> Outcome {
                 Err(payload) => std::panic::resume_unwind(payload),
             },
         };
-        (ctx, out)
+        (ctx, out, None)
     });
     ctx.0.closed.store(true, Ordering::SeqCst);
     drop(rt);
@@ -154,6 +178,7 @@ pub fn observe(root: &Spec) -> Outcome {
     records.retain(|_, r| match r {
         Record::Scope { at, .. } | Record::Nursery { at, .. } => *at < HORIZON,
         Record::Leaf { start, .. } | Record::Cleanup { start, .. } => *start < HORIZON,
+        Record::Act { at } => *at < HORIZON,
     });
     for r in records.values_mut() {
         if let Record::Leaf { end, .. } | Record::Cleanup { end, .. } = r {
@@ -162,7 +187,26 @@ pub fn observe(root: &Spec) -> Outcome {
             }
         }
     }
-    Outcome { root: out, records }
+    (Outcome { root: out, records }, hung)
+}
+
+fn collect_targets(items: &[Spec], out: &mut BTreeSet<u32>) {
+    for item in items {
+        match item {
+            Spec::Leaf(_) => {}
+            Spec::Act(a) => out.extend(a.target),
+            Spec::Scope(s) => collect_targets(&s.body, out),
+            Spec::Nursery(n) => {
+                collect_targets(&n.body, out);
+                for c in &n.children {
+                    collect_targets(&c.body, out);
+                }
+                for c in &n.cleanups {
+                    collect_targets(&c.body, out);
+                }
+            }
+        }
+    }
 }
 
 fn node(spec: &Spec, ctx: &Ctx) -> Step {
@@ -170,7 +214,23 @@ fn node(spec: &Spec, ctx: &Ctx) -> Step {
         Spec::Leaf(leaf) => run_leaf(leaf.clone(), ctx.clone()),
         Spec::Scope(scope) => run_scope(scope.clone(), ctx.clone()),
         Spec::Nursery(nursery) => run_nursery(nursery.clone(), ctx.clone()),
+        Spec::Act(act) => run_act(act.clone(), ctx.clone()),
     }
+}
+
+/// An act: no await between what came before it and the handle call.
+fn run_act(act: Act, ctx: Ctx) -> Step {
+    Box::pin(async move {
+        ctx.insert(act.id, Record::Act { at: ctx.now() });
+        if let Some(target) = act.target {
+            let handle = ctx.handle(target);
+            match act.kind {
+                ActKind::Shield(on) => handle.set_shield(on),
+                ActKind::Cancel => handle.cancel(),
+            }
+        }
+        Ok(act.id)
+    })
 }
 
 /// `a.await?; b.await?; …`, building each item only when it is reached.
@@ -214,7 +274,9 @@ fn run_leaf(leaf: Leaf, ctx: Ctx) -> Step {
 fn run_scope(scope: Scope, ctx: Ctx) -> Step {
     Box::pin(async move {
         let body = seq(scope.body.clone(), ctx.clone());
-        let plain = scope.cancel_at.is_none() && scope.grace.is_none();
+        let plain = scope.cancel_at.is_none()
+            && scope.grace.is_none()
+            && !ctx.0.targets.contains(&scope.id);
         // The convenience functions where they fit, `CancelScope` otherwise.
         let out = match (scope.deadline, scope.shield) {
             (Some(d), false) if plain && scope.fail => fail_after(ms(d), body).await.ok(),
@@ -227,6 +289,10 @@ fn run_scope(scope: Scope, ctx: Ctx) -> Step {
                 }
                 if let Some(g) = scope.grace {
                     s = s.with_grace(ms(g));
+                }
+                if ctx.0.targets.contains(&scope.id) {
+                    let h = s.handle();
+                    ctx.0.handles.lock().unwrap().insert(scope.id, h);
                 }
                 if let Some(c) = scope.cancel_at {
                     let h = s.handle();
