@@ -164,6 +164,54 @@ impl Liveness {
     }
 }
 
+/// The driver's timer for [`Liveness::next_deadline`]. Every inbound message pushes the
+/// heartbeat deadline later, so re-arming a timer per message would put a timer-wheel update
+/// (a lock on the multi-thread runtime) on every message. This one is re-armed only when the
+/// deadline moves *earlier* than the one armed; when it fires at an earlier instant than the
+/// current deadline the driver's [`Liveness::on_deadline`] finds nothing due, and the next
+/// [`arm`](Self::arm) sets the later one.
+#[derive(Debug)]
+pub(crate) struct DeadlineTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl DeadlineTimer {
+    pub(crate) fn new() -> Self {
+        DeadlineTimer {
+            // Not registered with the timer until it is armed and polled.
+            sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+            armed: None,
+        }
+    }
+
+    /// Makes sure the timer fires no later than `deadline`.
+    pub(crate) fn arm(&mut self, deadline: Option<Instant>) {
+        match (deadline, self.armed) {
+            (Some(at), Some(armed)) if at >= armed => {}
+            (Some(at), _) => {
+                self.sleep.as_mut().reset(at);
+                self.armed = Some(at);
+            }
+            // No deadline now: an armed one fires once more and finds nothing due.
+            (None, _) => {}
+        }
+    }
+
+    /// Completes when the armed instant passes (never while nothing is armed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it completes, the timer stays armed.
+    pub(crate) async fn fired(&mut self) {
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        self.armed = None;
+    }
+}
+
 /// Sleeps until `deadline`, or forever without one.
 pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -15,7 +15,7 @@ use crate::connection::Connection;
 use crate::error::ConnectionLost;
 use crate::loss::accounting::Accounting;
 use crate::loss::link::Link;
-use crate::loss::liveness::{sleep_until, Liveness, Tick};
+use crate::loss::liveness::{sleep_until, DeadlineTimer, Liveness, Tick};
 use crate::loss::reason::LossReason;
 use crate::loss::signal::LossSignal;
 use crate::tcp::config::TcpConfig;
@@ -398,13 +398,14 @@ impl TcpConnection {
         );
         let mut buf = vec![0u8; inner.config.read_buffer_size];
         let mut slot = None;
+        let mut timer = DeadlineTimer::new();
         loop {
             if slot.is_none() {
                 slot = link.try_room();
             }
             let can_read = slot.is_some();
             liveness.set_reading(can_read);
-            let deadline = liveness.next_deadline(link.traffic());
+            timer.arm(liveness.next_deadline(link.traffic()));
             tokio::select! {
                 permit = link.room(), if !can_read => {
                     let Some(permit) = permit else { return LossReason::LocallyClosed };
@@ -420,7 +421,7 @@ impl TcpConnection {
                     }
                     Err(e) => return LossReason::from_io(&e),
                 },
-                () = sleep_until(deadline) => match liveness.on_deadline(link.traffic()) {
+                () = timer.fired() => match liveness.on_deadline(link.traffic()) {
                     Tick::Nothing => {}
                     Tick::Lost(reason) => return reason,
                     Tick::Ping => {

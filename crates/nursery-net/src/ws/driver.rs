@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::loss::liveness::{sleep_until, Liveness, Tick};
+use crate::loss::liveness::{DeadlineTimer, Liveness, Tick};
 use crate::loss::reason::LossReason;
 use crate::ws::connection::WsInner;
 use crate::ws::error::{loss_from_ws, stream_ended};
@@ -42,6 +42,7 @@ async fn run(inner: &WsInner) -> LossReason {
     };
     let mut slot = None;
     let mut pings = 0u64;
+    let mut timer = DeadlineTimer::new();
     loop {
         if slot.is_none() {
             // The fast path: room is usually there, and taking it needs no wakeup.
@@ -49,7 +50,7 @@ async fn run(inner: &WsInner) -> LossReason {
         }
         let can_read = slot.is_some();
         liveness.set_reading(can_read);
-        let deadline = liveness.next_deadline(link.traffic());
+        timer.arm(liveness.next_deadline(link.traffic()));
         tokio::select! {
             permit = link.room(), if !can_read => {
                 let Some(permit) = permit else { return LossReason::LocallyClosed };
@@ -76,7 +77,7 @@ async fn run(inner: &WsInner) -> LossReason {
                     }
                 }
             },
-            () = sleep_until(deadline) => match liveness.on_deadline(link.traffic()) {
+            () = timer.fired() => match liveness.on_deadline(link.traffic()) {
                 Tick::Nothing => {}
                 Tick::Lost(reason) => return reason,
                 Tick::Ping => {
