@@ -114,3 +114,40 @@ fn handle_trigger(conn: &TcpConnection) {
     use nursery_net::Connection;
     conn.loss_signal().trigger("enough");
 }
+
+/// The peer writes ten lines and resets without reading; the body reads nothing and writes until
+/// a write finds the reset. With a read-ahead of one 8-byte chunk, most of the lines are still in
+/// this side's kernel then: they are handed back unread, in order, not dropped with the socket.
+#[tokio::test(flavor = "current_thread")]
+async fn a_reset_found_by_a_write_hands_back_what_the_kernel_still_held() {
+    let config = TcpConfig::new().read_buffer_size(8).inbound_capacity(1);
+    let (listener, addr) = listener().await;
+    let (reset_tx, reset_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        socket.write_all(&lines()).await.unwrap();
+        socket.set_zero_linger().unwrap();
+        drop(socket);
+        reset_tx.send(()).unwrap();
+    });
+    let conn = TcpConnection::connect(addr, config).await.unwrap();
+    let handle = conn.clone();
+    let out: Result<(), AppError> = timeout(
+        GUARD,
+        Supervisor::new().run(conn, |conn| async move {
+            reset_rx.await.unwrap();
+            loop {
+                conn.send(b"after the reset").await?;
+                tokio::task::yield_now().await;
+            }
+        }),
+    )
+    .await
+    .expect("hang guard");
+    let err = out.unwrap_err();
+    assert!(err.reason().is_reset(), "{err}");
+    server.await.unwrap();
+    let accounting = handle.take_accounting().unwrap();
+    assert_eq!(accounting.unread.concat(), lines());
+    assert_eq!(accounting.read, 0);
+}

@@ -279,3 +279,47 @@ async fn stress_read_plus_unread_is_the_whole_burst_on_a_multi_thread_runtime() 
         assert_eq!(accounting.received, 200);
     }
 }
+
+/// A peer sends a burst, then resets the connection without reading what this side sent. The
+/// body reads nothing and keeps sending, so it is a write that finds the reset. The burst is
+/// still on this side then (beyond the read-ahead of 2: in the stream's buffer or the kernel),
+/// and it is handed back unread, in order, none of it dropped with the socket.
+#[tokio::test(flavor = "current_thread")]
+async fn a_reset_found_by_a_write_hands_back_the_burst_still_on_this_side() {
+    const BURST: usize = 50;
+    let (listener, addr) = listener().await;
+    let (reset_tx, reset_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut ws = accept_ws(&listener).await;
+        for i in 0..BURST {
+            ws.feed(Message::text(format!("echo {i}"))).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        let socket = ws.into_inner();
+        socket.set_zero_linger().unwrap();
+        drop(socket);
+        reset_tx.send(()).unwrap();
+    });
+    let config = WsConfig::new().inbound_capacity(2).no_heartbeat();
+    let conn = WsConnection::connect(ws_url(addr), config).await.unwrap();
+    let handle = conn.clone();
+    let out: Result<(), AppError> = timeout(
+        GUARD,
+        Supervisor::new().run(conn, |conn| async move {
+            reset_rx.await.unwrap();
+            loop {
+                conn.send_text("after the reset").await?;
+                tokio::task::yield_now().await;
+            }
+        }),
+    )
+    .await
+    .expect("hang guard");
+    let err = out.unwrap_err();
+    assert!(err.reason().is_reset(), "{err}");
+    server.await.unwrap();
+    let accounting = handle.take_accounting().expect("accounting");
+    assert_eq!(texts(&accounting.unread), numbered(BURST));
+    assert_eq!(accounting.received, BURST as u64);
+    assert_eq!(accounting.read, 0);
+}

@@ -45,6 +45,9 @@ pub(crate) struct Link<T> {
     read: AtomicU64,
     traffic: Mutex<Instant>,
     closed: AtomicBool,
+    /// Messages taken off the socket after the connection was already lost (see
+    /// [`deliver_after_loss`](Self::deliver_after_loss)), after everything in the queue.
+    after_loss: Mutex<Vec<T>>,
 }
 
 impl<T: Weigh> Link<T> {
@@ -62,6 +65,7 @@ impl<T: Weigh> Link<T> {
             read: AtomicU64::new(0),
             traffic: Mutex::new(Instant::now()),
             closed: AtomicBool::new(false),
+            after_loss: Mutex::new(Vec::new()),
         }
     }
 
@@ -135,6 +139,17 @@ impl<T: Weigh> Link<T> {
         permit.send(Box::new(item));
     }
 
+    /// Records a message the driver took off the socket once the connection was lost (a write
+    /// failed because the peer reset it, while what the peer sent before still sat in the
+    /// kernel): nobody reads it any more, but it is handed back as unread, after the queue.
+    pub(crate) fn deliver_after_loss(&self, item: T) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.after_loss
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(item);
+    }
+
     fn taken(&self, item: &T) {
         let weight = item.weight();
         let before = self.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
@@ -186,6 +201,7 @@ impl<T: Weigh> Link<T> {
             self.queued_bytes.fetch_sub(item.weight(), Ordering::AcqRel);
             unread.push(*item);
         }
+        unread.append(&mut self.after_loss.lock().unwrap_or_else(|e| e.into_inner()));
         let received = self.received.load(Ordering::Relaxed);
         let read = self.read.load(Ordering::Relaxed);
         Some((unread, received, read))

@@ -465,7 +465,34 @@ impl TcpConnection {
             // Best effort: the peer may be gone already.
             let _ = writer.shutdown().await;
         }
-        drop(inner.reader.lock().await.take());
+        if let Some(mut reader) = inner.reader.lock().await.take() {
+            // After a reset the driver may not have read what the kernel still holds (the
+            // body's write found the reset first): take it before the socket goes. Other
+            // losses leave the read-ahead as it was.
+            if inner.link.signal.reason().is_some_and(|r| r.is_reset()) {
+                drain_readable(&mut reader, inner);
+            }
+        }
+    }
+}
+
+/// Takes what the socket still holds without waiting, before it is dropped: bytes the peer sent
+/// that nobody read (after a reset found by a write, while they sat in the kernel). They are
+/// handed back as unread instead of being dropped with the socket; bounded by the
+/// read-ahead's byte bound, in case the peer is in fact still sending.
+fn drain_readable(reader: &mut Reader, inner: &Inner) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut budget = inner.config.inbound_bytes;
+    let mut buf = vec![0u8; inner.config.read_buffer_size.max(1)];
+    while budget > 0 {
+        let mut read = tokio::io::ReadBuf::new(&mut buf);
+        match std::pin::Pin::new(&mut *reader).poll_read(&mut cx, &mut read) {
+            std::task::Poll::Ready(Ok(())) if !read.filled().is_empty() => {
+                budget = budget.saturating_sub(read.filled().len());
+                inner.link.deliver_after_loss(read.filled().to_vec());
+            }
+            _ => break,
+        }
     }
 }
 

@@ -8,14 +8,16 @@
 // (the body finished, or the loss was detected) the lock is released, and the close
 // (`crate::ws::close`) takes the stream out of the connection.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::loss::liveness::{DeadlineTimer, Liveness, Tick};
 use crate::loss::reason::LossReason;
-use crate::ws::connection::WsInner;
+use crate::ws::connection::{WsInner, WsIo};
 use crate::ws::error::{loss_from_ws, stream_ended};
 use crate::ws::io::{poll_io, Io, Writer};
 
@@ -60,7 +62,10 @@ async fn run(inner: &WsInner) -> LossReason {
                 poll_io(cx, ws.as_mut(), can_read, &mut writer, &mut outbound, inner)
             }) => match io {
                 Io::Wrote => {}
-                Io::WriteFailed(e) => return loss_from_ws(e),
+                Io::WriteFailed(e) => {
+                    drain_readable(ws.as_mut(), inner);
+                    return loss_from_ws(e);
+                }
                 Io::Read(None) => return stream_ended(),
                 Io::Read(Some(Err(e))) => return loss_from_ws(e),
                 Io::Read(Some(Ok(message))) => {
@@ -85,6 +90,26 @@ async fn run(inner: &WsInner) -> LossReason {
                     writer.ping = Some(Message::Ping(pings.to_be_bytes().to_vec().into()));
                 }
             },
+        }
+    }
+}
+
+/// After the write side failed (typically: the peer reset the connection), takes what the read
+/// side can still give without waiting: frames in the stream's buffer and bytes the kernel
+/// holds, which the peer sent before its reset. They are handed back as unread instead of
+/// being dropped with the socket. Bounded by the read-ahead's byte bound, in case the peer is
+/// in fact still sending.
+fn drain_readable(ws: &mut dyn WsIo, inner: &WsInner) {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut budget = inner.config.get_inbound_bytes();
+    while budget > 0 {
+        match Pin::new(&mut *ws).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) => {
+                budget = budget.saturating_sub(message.len().max(1));
+                inner.link.deliver_after_loss(message);
+            }
+            Poll::Ready(Some(Ok(_))) => {}
+            Poll::Ready(Some(Err(_)) | None) | Poll::Pending => break,
         }
     }
 }
