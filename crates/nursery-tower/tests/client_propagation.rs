@@ -1,36 +1,18 @@
 //! The client layer: the caller's remaining deadline goes out as `grpc-timeout`, minus the
 //! margin, rounded down; a spent budget is answered without calling the inner service.
 
+mod support;
+
 use std::convert::Infallible;
-use std::future::{ready, Ready};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
 use nursery_tower::{parse_grpc_timeout, ClientLayer, RequestId};
+use support::recorder::Recorder;
 use tower_layer::Layer;
 use tower_service::Service;
-
-/// Records the headers of every request it gets.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<http::HeaderMap>>>);
-
-impl Service<http::Request<()>> for Recorder {
-    type Response = http::Response<Empty<Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<()>) -> Self::Future {
-        self.0.lock().unwrap().push(request.headers().clone());
-        ready(Ok(http::Response::new(Empty::new())))
-    }
-}
 
 fn grpc() -> http::Request<()> {
     http::Request::post("/x")

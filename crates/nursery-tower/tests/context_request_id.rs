@@ -3,8 +3,10 @@
 //! `RequestId::current()`, and the client layer writes it on an outgoing call made from there
 //! without the handler passing it along.
 
+mod support;
+
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -12,28 +14,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use nursery_tower::{ClientLayer, ClientService, RequestContext, RequestId, ServerLayer};
+use support::recorder::Recorder;
 use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
-
-/// The downstream service: records the headers of every call it gets.
-#[derive(Clone, Default)]
-struct Downstream(Arc<Mutex<Vec<http::HeaderMap>>>);
-
-impl Service<http::Request<()>> for Downstream {
-    type Response = http::Response<Empty<Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<()>) -> Self::Future {
-        self.0.lock().unwrap().push(request.headers().clone());
-        ready(Ok(http::Response::new(Empty::new())))
-    }
-}
 
 /// What each level of the request saw as the current id.
 type Seen = Arc<Mutex<Vec<(&'static str, Option<String>)>>>;
@@ -47,7 +31,7 @@ fn note(seen: &Seen, level: &'static str) {
 /// whose child calls downstream. Nothing passes the id by hand.
 #[derive(Clone)]
 struct Handler {
-    client: ClientService<Downstream>,
+    client: ClientService<Recorder>,
     seen: Seen,
 }
 
@@ -116,7 +100,7 @@ where
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_request_id_reaches_nested_children_and_their_outgoing_calls() {
-    let downstream = Downstream::default();
+    let downstream = Recorder::default();
     let seen = Seen::default();
     let handler = Handler {
         client: ClientLayer::new().layer(downstream.clone()),

@@ -5,4 +5,5 @@
 pub mod chain;
 pub mod probe;
 pub mod raw;
+pub mod recorder;
 pub mod serve;
