@@ -139,7 +139,7 @@ async fn a_heartbeat_loss_reports_the_real_silence() {
     drop(ws);
 }
 
-/// Issue 11, observation 2: against a server that accepts TCP and never answers the upgrade,
+/// Against a server that accepts TCP and never answers the upgrade,
 /// `nursery watch` stayed at `attempt 1: connecting`. Now each attempt ends with a connect
 /// timeout and is retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,7 +90,7 @@ async fn a_tcp_connect_times_out_by_default_and_as_configured() {
     assert_timeout(&err, short, ConnectStage::Tcp);
 }
 
-/// Issue 11, observation 2: a server that accepts TCP and never answers the upgrade left the
+/// A server that accepts TCP and never answers the upgrade left the
 /// connect pending forever. Real clock (the TCP stage must finish first).
 #[tokio::test(flavor = "current_thread")]
 async fn an_upgrade_never_answered_times_out_at_the_upgrade_stage() {

@@ -1,4 +1,4 @@
-//! A chaos run with an accounting check (issue 11): numbered messages both ways between a
+//! A chaos run with an accounting check (DESIGN §5): numbered messages both ways between a
 //! supervised `WsConnection` and the Python `websockets` peer (`ws_peer.py server chaos`),
 //! across many injected losses of every kind — a clean close by the peer (1001), an abort (no
 //! close frame, after the peer's kernel has everything), kill -9 of the peer, SIGSTOP (half-open,

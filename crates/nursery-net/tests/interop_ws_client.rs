@@ -1,14 +1,11 @@
 //! nursery-net's WebSocket client against a server nobody here wrote: Python `websockets`
-//! (`tests/peers/ws_peer.py`), in every mode issue 11 lists — echo, clean close with codes,
-//! abort, kill -9, SIGSTOP (half-open), invalid frames, an upgrade never answered, an upgrade
-//! answered by a close, a 4xx upgrade, a 503 with `Retry-After`.
+//! (`tests/peers/ws_peer.py`), in every way a real server misbehaves — echo, clean close with
+//! codes, abort, kill -9, SIGSTOP (half-open), invalid frames, an upgrade never answered, an
+//! upgrade answered by a close, a 4xx upgrade, a 503 with `Retry-After`.
 //!
 //! Real clock and real sockets: the peer's ready line and log order everything; timeouts are
 //! hang guards only. Without `NURSERY_PYTHON` each test prints a skip notice and passes (fails
 //! under `CI=true`).
-//!
-//! Tests marked `ignore = "needs ..."` need API that does not exist yet; `ignore = "fails until
-//! ..."` fail on the current code, as issue 11 describes. Both assert what the issue requires.
 
 #[path = "support/python.rs"]
 mod python;
@@ -131,7 +128,7 @@ async fn clean_close_codes_and_reasons_reach_the_loss_reason() {
     }
 }
 
-/// Issue 11, observation 1: the peer sends 10 and closes cleanly; every message the library
+/// The peer sends 10 and closes cleanly; every message the library
 /// received is either read by the body or handed back unread, in order.
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_then_a_clean_close_loses_nothing() {

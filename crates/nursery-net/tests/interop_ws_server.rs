@@ -5,8 +5,7 @@
 //!
 //! Real clock and real sockets: the peer's log orders everything; timeouts are hang guards
 //! only. Without `NURSERY_PYTHON` each test prints a skip notice and passes (fails under
-//! `CI=true`). `ignore = "needs ..."`: API that does not exist yet; `ignore = "fails until ..."`:
-//! fails on the current code, as issue 11 describes.
+//! `CI=true`).
 
 #[path = "support/python.rs"]
 mod python;

@@ -47,7 +47,7 @@ fn refused() -> ConnectError {
     }
 }
 
-/// Issue 11, observation 4: `nursery watch notaurl` retried `URL scheme not supported`
+/// `nursery watch notaurl` used to retry `URL scheme not supported`
 /// forever. Failed before: 5 attempts, up to the limit.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_permanent_connect_error_gives_up_at_once_with_that_error() {
@@ -156,7 +156,7 @@ async fn retry_if_overrides_the_default_for_its_error_type() {
     assert_eq!(gave_up(&events), Some((1, GiveUp::Permanent)));
 }
 
-/// Issue 11, observation 4: a server that accepts and closes at once was reconnected 33 times
+/// A server that accepts and closes at once was reconnected 33 times
 /// in 5 s, because the backoff reset after every successful connect. Now the waits grow:
 /// 100, 200, 400, 800, 1600 ms, and the next (3.2 s) would end past 5 s. Failed before: about
 /// 50 attempts, every wait 100 ms.

@@ -281,7 +281,7 @@ fn a_checkpoint_racing_a_failure_in_the_same_instant_is_ambiguous() {
 // Acts: shield changes and cancels at arbitrary points (DESIGN.md §4).
 // ---------------------------------------------------------------------------------------------
 
-/// Issue 12 §1 as a tree: scope O around scope I around a nursery whose body cancels O and
+/// The shield hang (DESIGN §4) as a tree: scope O around scope I around a nursery whose body cancels O and
 /// sleeps, with a cleanup that shields I and sleeps 50 ms. The cleanup runs in the poll that
 /// delivered O's cancellation (the body was dropped by it), so the shield comes too late: I
 /// never returns, O absorbs at 50 ms. Before unwinding was committed at delivery, both hung.

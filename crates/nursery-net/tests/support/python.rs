@@ -327,7 +327,7 @@ pub fn closed(lines: &[Line], n: &str) -> Option<(u16, String)> {
 
 /// What a supervised run hands back with its outcome: the messages the library received and
 /// the body did not read, the messages `send` accepted that never reached the socket, and the
-/// messages written to the kernel without an acknowledgement (issue 11, "Nothing lost").
+/// messages written to the kernel without an acknowledgement (DESIGN §5, "Nothing is lost at a loss").
 #[derive(Debug, Default, Clone)]
 pub struct Returned {
     pub unread: Vec<Message>,
