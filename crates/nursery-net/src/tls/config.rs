@@ -13,6 +13,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+/// What `TlsError` names when CA certificates cannot be read.
+const CA_CERTIFICATES: &str = "CA certificates";
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -129,16 +131,7 @@ impl TlsConfig {
     /// assert!(matches!(err, nursery_net::TlsError::NoCertificates { .. }));
     /// ```
     pub fn from_pem(pem: &[u8]) -> Result<Self, TlsError> {
-        let what = "CA certificates";
-        let certs = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TlsError::Pem { what, source })?;
-        let mut roots = RootCertStore::empty();
-        let (added, _ignored) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(TlsError::NoCertificates { what });
-        }
-        Ok(TlsConfig::with_roots(roots))
+        Self::from_certificates(CertificateDer::pem_slice_iter(pem))
     }
 
     /// [`TlsConfig::from_pem`] from a file (`nursery watch --ca-file`).
@@ -153,15 +146,29 @@ impl TlsConfig {
     /// assert!(nursery_net::TlsConfig::from_pem_file("/nonexistent/ca.pem").is_err());
     /// ```
     pub fn from_pem_file(path: impl AsRef<Path>) -> Result<Self, TlsError> {
-        let what = "CA certificates";
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|source| TlsError::Pem { what, source })?
+        let certs = CertificateDer::pem_file_iter(path).map_err(|source| TlsError::Pem {
+            what: CA_CERTIFICATES,
+            source,
+        })?;
+        Self::from_certificates(certs)
+    }
+
+    /// The roots from a PEM reader: at least one certificate, or a typed error.
+    fn from_certificates(
+        certs: impl Iterator<Item = Result<CertificateDer<'static>, rustls::pki_types::pem::Error>>,
+    ) -> Result<Self, TlsError> {
+        let certs = certs
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TlsError::Pem { what, source })?;
+            .map_err(|source| TlsError::Pem {
+                what: CA_CERTIFICATES,
+                source,
+            })?;
         let mut roots = RootCertStore::empty();
         let (added, _ignored) = roots.add_parsable_certificates(certs);
         if added == 0 {
-            return Err(TlsError::NoCertificates { what });
+            return Err(TlsError::NoCertificates {
+                what: CA_CERTIFICATES,
+            });
         }
         Ok(TlsConfig::with_roots(roots))
     }
