@@ -5,17 +5,15 @@
 
 #![cfg(unix)]
 
-use std::path::PathBuf;
-use std::process::Stdio;
+mod support;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nursery_net::{supervise, ConnectionLost, TlsServerConfig, WsConfig, WsConnection};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{Watch, HANG};
 use tokio::net::TcpListener;
-use tokio::process::Command;
-
-const HANG_GUARD: Duration = Duration::from_secs(20);
 
 /// A CA (written to a PEM file) and a server certificate signed by it for `names`.
 fn pki(names: &[&str], test: &str) -> (PathBuf, TlsServerConfig) {
@@ -40,15 +38,10 @@ fn pki(names: &[&str], test: &str) -> (PathBuf, TlsServerConfig) {
     (ca_file, tls)
 }
 
-fn watch(url: &str, ca_file: &std::path::Path) -> tokio::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_nursery"))
-        .args(["watch", url, "--no-stdin", "--ca-file"])
-        .arg(ca_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run nursery watch")
+/// `nursery watch <url> --no-stdin --ca-file <ca_file>`.
+fn watch(url: &str, ca_file: &Path) -> Watch {
+    let ca_file = ca_file.to_str().expect("a UTF-8 temp path");
+    Watch::start(&["watch", url, "--no-stdin", "--ca-file", ca_file], false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,31 +63,12 @@ async fn watch_wss_with_a_private_ca_prints_and_closes_on_ctrl_c() {
         .await;
         out.unwrap_err()
     });
-    let mut child = watch(&url, &ca_file);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let printed = tokio::time::timeout(HANG_GUARD, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            seen.push(line.clone());
-            if line.contains("quote over tls") {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(printed.is_ok(), "no message printed: {seen:?}");
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(HANG_GUARD, child.wait())
-        .await
-        .expect("watch exits after Ctrl-C")
-        .unwrap();
-    assert!(status.success(), "{seen:?}");
-    let lost = tokio::time::timeout(HANG_GUARD, server)
+    let mut watch = watch(&url, &ca_file);
+    watch.line_with("quote over tls").await;
+    watch.signal("INT");
+    let (code, stdout, stderr) = watch.finish().await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let lost = tokio::time::timeout(HANG, server)
         .await
         .expect("the server saw the close")
         .unwrap();
@@ -117,13 +91,8 @@ async fn a_certificate_for_another_host_is_not_retried() {
         }
         accepted
     });
-    let child = watch(&url, &ca_file);
-    let out = tokio::time::timeout(HANG_GUARD, child.wait_with_output())
-        .await
-        .expect("exits at once")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = watch(&url, &ca_file).finish().await;
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("not retrying"), "{stderr}");
     assert!(stderr.contains("not valid for this host"), "{stderr}");
     assert_eq!(server.await.unwrap(), 1, "one attempt only");
@@ -132,12 +101,7 @@ async fn a_certificate_for_another_host_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_ca_file_is_a_usage_error() {
     let missing = std::env::temp_dir().join("nursery-watch-no-such-ca.pem");
-    let child = watch("wss://localhost:1/", &missing);
-    let out = tokio::time::timeout(HANG_GUARD, child.wait_with_output())
-        .await
-        .expect("exits at once")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = watch("wss://localhost:1/", &missing).finish().await;
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--ca-file"), "{stderr}");
 }
