@@ -10,6 +10,8 @@
 //! this table complements the criterion medians rather than replacing them. Without valgrind it
 //! writes a measurement with a note and no rows.
 //!
+//! `NURSERY_INSTRUCTIONS_ONLY=scope_ready,policy` counts only those workloads.
+//!
 //! ```text
 //! cargo bench -p nursery-benches --bench instructions
 //! ```
@@ -29,6 +31,9 @@ mod spawn;
 /// Set in the re-run child: `<workload>:<implementation>:<iterations>`.
 const CHILD_ENV: &str = "NURSERY_INSTRUCTIONS_CHILD";
 
+/// Set to a comma-separated list of workloads to count only those (all by default).
+const ONLY_ENV: &str = "NURSERY_INSTRUCTIONS_ONLY";
+
 /// Children per spawn/borrowing iteration, scopes per scope iteration.
 const OPS: usize = 1_000;
 
@@ -41,7 +46,10 @@ const WORKLOADS: &[(&str, &[&str])] = &[
     ("scope_ready", &["nursery", "nursery_plain", "timeout"]),
     ("borrowing", &["nursery", "futures_unordered", "moro"]),
     // `spawn_join`'s nursery children under each policy: what the policy adds per child.
-    ("policy", &["supervisor", "limit_unreached", "limit_16"]),
+    (
+        "policy",
+        &["plain", "supervisor", "limit_unreached", "limit_16"],
+    ),
     // A context value read (inside one binding) and bound: `Local` against `task_local!`.
     (
         "locals",
@@ -256,7 +264,9 @@ fn main() {
          timed tables, which move with machine load.",
         high - low
     )];
-    'all: for (workload, implementations) in WORKLOADS {
+    let only = std::env::var(ONLY_ENV).unwrap_or_default();
+    let wanted = |workload: &str| only.is_empty() || only.split(',').any(|w| w.trim() == workload);
+    'all: for (workload, implementations) in WORKLOADS.iter().filter(|(w, _)| wanted(w)) {
         for implementation in *implementations {
             let counts = count(workload, implementation, low)
                 .and_then(|l| count(workload, implementation, high).map(|h| (l, h)));
