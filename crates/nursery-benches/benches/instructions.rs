@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use nursery_benches::{Measurement, Row};
-use spawn::{spawn_and_join, work};
+use spawn::{spawn_and_join, work, work_typical};
 
 #[path = "support/spawn.rs"]
-#[allow(dead_code)] // `work_typical` and the list of implementations are for `spawn_join`.
+#[allow(dead_code)] // The list of implementations is for `spawn_join`.
 mod spawn;
 
 /// Set in the re-run child: `<workload>:<implementation>:<iterations>`.
@@ -43,6 +43,7 @@ const WORKLOADS: &[(&str, &[&str])] = &[
         "spawn_join",
         &["nursery", "joinset", "raw_spawn", "tracker_token"],
     ),
+    ("spawn_join_typical", &["nursery", "joinset"]),
     ("scope_ready", &["nursery", "nursery_plain", "timeout"]),
     ("borrowing", &["nursery", "futures_unordered", "moro"]),
     // `spawn_join`'s nursery children under each policy: what the policy adds per child.
@@ -124,6 +125,9 @@ async fn borrowed(data: &[u64], i: usize) {
 async fn iteration(workload: &str, implementation: &str, data: &[u64]) {
     match (workload, implementation) {
         ("spawn_join", implementation) => spawn_and_join(implementation, OPS, work).await,
+        ("spawn_join_typical", implementation) => {
+            spawn_and_join(implementation, OPS, work_typical).await;
+        }
         ("scope_ready", "nursery") => {
             for _ in 0..OPS {
                 black_box(

@@ -9,8 +9,15 @@
 //!
 //! Options: `--full`, `--quick`, `--out <dir>` (results, default `target/nursery-bench`),
 //! `--output <file>` (default `<workspace>/BENCHMARKS.md`), `--only <bench>[,<bench>...]`,
-//! `--timeout <seconds>` (per bench, 0 = none) and `--from <dir>`, which runs nothing and only
-//! renders the results already in `<dir>`.
+//! `--timeout <seconds>` (per bench, 0 = none), `--runs <n>` (how many times each timed bench
+//! runs, default 3) and `--from <dir>`, which runs nothing and only renders the results already
+//! in `<dir>`.
+//!
+//! Timed benches run three times, in three passes over all of them, each pass into its own
+//! directory; counted benches (instructions, requested bytes) run once. A timed target is
+//! decided per run (nursery and peer from the same run), reported as the median of the runs'
+//! ratios with their spread, and met only if every run meets it. The tables show each cell's
+//! median over the runs.
 //!
 //! ```text
 //! cargo bench-report
@@ -23,6 +30,8 @@ mod charts;
 mod data;
 #[path = "bench_report/machine.rs"]
 mod machine;
+#[path = "bench_report/median.rs"]
+mod median;
 #[path = "bench_report/render.rs"]
 mod render;
 #[path = "bench_report/run.rs"]
@@ -42,7 +51,7 @@ use crate::run::{Mode, RunLog};
 
 const USAGE: &str = "\
 usage: cargo bench-report [--full] [--out <dir>] [--output <file>] [--only <bench>[,<bench>...]]
-                          [--timeout <seconds>]
+                          [--timeout <seconds>] [--runs <n>]
 
 Runs every bench target of nursery-benches and writes BENCHMARKS.md at the workspace root.
 
@@ -54,6 +63,8 @@ Runs every bench target of nursery-benches and writes BENCHMARKS.md at the works
   --output <file>      the report (default <workspace>/BENCHMARKS.md)
   --only <benches>     run only these bench targets (comma-separated or repeated)
   --timeout <seconds>  kill a bench that runs longer (default 900 quick, 7200 full; 0 = none)
+  --runs <n>           run every timed bench n times (default 3); a timed target is decided
+                       on the median of the runs' ratios and met only if every run meets it
   -h, --help           this text";
 
 /// What the command line asked for.
@@ -64,6 +75,8 @@ struct Options {
     output: PathBuf,
     only: Vec<String>,
     timeout: Option<Duration>,
+    /// How many times each timed bench runs.
+    timed_runs: usize,
     /// Render the results already in this directory; run nothing.
     from: Option<PathBuf>,
 }
@@ -74,6 +87,7 @@ fn parse_args() -> Result<Options, String> {
     let mut output = None;
     let mut only = Vec::new();
     let mut timeout = None;
+    let mut timed_runs = run::DEFAULT_TIMED_RUNS;
     let mut from = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -105,6 +119,14 @@ fn parse_args() -> Result<Options, String> {
                 let secs: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
                 timeout = Some(secs);
             }
+            "--runs" => {
+                let v = value("--runs")?;
+                timed_runs = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("bad --runs {v:?}: a whole number from 1"))?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -128,6 +150,7 @@ fn parse_args() -> Result<Options, String> {
         output: output.unwrap_or_else(|| workspace_root().join("BENCHMARKS.md")),
         only,
         timeout,
+        timed_runs,
         from,
     })
 }
@@ -150,8 +173,13 @@ fn main() -> ExitCode {
             (dir.clone(), RunLog::read(dir))
         }
         None => {
-            let log = match run::run_all(&options.out, options.mode, &options.only, options.timeout)
-            {
+            let log = match run::run_all(
+                &options.out,
+                options.mode,
+                &options.only,
+                options.timeout,
+                options.timed_runs,
+            ) {
                 Ok(log) => log,
                 Err(message) => {
                     eprintln!("bench-report: {message}");
@@ -309,6 +337,54 @@ mod tests {
             Status::Missed
         );
         assert_eq!(get("borrowing: nursery / moro @ —"), Status::NotMeasured);
+    }
+
+    #[test]
+    fn timed_targets_take_the_median_of_the_runs_and_need_every_run() {
+        let dir = std::env::temp_dir().join(format!("bench-report-runs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // nursery / joinset per run: 0.90, 1.05, 0.95 at N = 1000 (one run over the limit);
+        // 0.80, 0.90, 0.85 at N = 100000 (every run under it).
+        for (run, (small, large)) in [(900.0, 800.0), (1050.0, 900.0), (950.0, 850.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let run_dir = dir.join(format!("run{}", run + 1));
+            let group = "spawn_join/current_thread";
+            criterion(&run_dir, group, "nursery", "1000", small);
+            criterion(&run_dir, group, "joinset", "1000", 1000.0);
+            criterion(&run_dir, group, "nursery", "100000", large);
+            criterion(&run_dir, group, "joinset", "100000", 1000.0);
+        }
+        let results = Results::load(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(results.runs.len(), 3);
+        let table = results.primary("spawn_join").unwrap();
+        let case = table.cases.iter().find(|c| c.param == "1000").unwrap();
+        assert_eq!(
+            table.get(case, "nursery").unwrap().value,
+            950.0,
+            "cell median"
+        );
+        let outcomes = evaluate(&results);
+        let find = |case: &str| {
+            outcomes
+                .iter()
+                .find(|o| o.target == "spawn_join: nursery / joinset" && o.case.ends_with(case))
+                .unwrap()
+        };
+        let small = find("children=1000");
+        assert_eq!(small.status, Status::Missed, "{small:?}");
+        assert!(
+            small.measured.starts_with("0.95× [0.90–1.05×]"),
+            "{small:?}"
+        );
+        let large = find("children=100000");
+        assert_eq!(large.status, Status::Met, "{large:?}");
+        assert!(
+            large.measured.starts_with("0.85× [0.80–0.90×]"),
+            "{large:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use nursery_benches::Measurement;
 use serde::Deserialize;
 
-use crate::run::RUN_LOG;
+use crate::run::{run_dir, RUN_LOG};
 
 /// This library's implementation name; every ratio is `SUBJECT / peer`.
 pub(crate) const SUBJECT: &str = "nursery";
@@ -70,7 +70,7 @@ pub(crate) enum Source {
 }
 
 /// All values of one workload from one source.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Table {
     pub(crate) workload: String,
     pub(crate) source: Source,
@@ -82,7 +82,7 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    fn new(workload: &str, source: Source) -> Table {
+    pub(crate) fn new(workload: &str, source: Source) -> Table {
         Table {
             workload: workload.into(),
             source,
@@ -98,7 +98,7 @@ impl Table {
     }
 
     /// Adds a cell; the last one wins on a duplicate.
-    fn insert(&mut self, case: Case, implementation: String, cell: Cell) {
+    pub(crate) fn insert(&mut self, case: Case, implementation: String, cell: Cell) {
         if !self.cases.contains(&case) {
             self.cases.push(case.clone());
         }
@@ -153,6 +153,10 @@ pub(crate) struct Results {
     pub(crate) tables: Vec<Table>,
     /// Files that could not be read.
     pub(crate) warnings: Vec<String>,
+    /// When the timed benches ran more than once: each run's results (with the counted tables,
+    /// which ran once, in every one of them), so a target compares figures of the same run.
+    /// `tables` then holds each cell's median over these. Empty after a single run.
+    pub(crate) runs: Vec<Results>,
 }
 
 #[derive(Deserialize)]
@@ -181,12 +185,35 @@ struct IntervalJson {
 }
 
 impl Results {
-    /// Reads `<dir>/criterion/**/new/*.json` and `<dir>/*.json`.
+    /// Reads what a run left in `dir`: the counted benches' results in `dir` itself and each
+    /// timed run's in `dir/run<k>` (or, from a single run, everything in `dir`).
     pub(crate) fn load(dir: &Path) -> Results {
+        let run_dirs: Vec<_> = (1..)
+            .map(|run| run_dir(dir, run))
+            .take_while(|d| d.is_dir())
+            .collect();
+        if run_dirs.is_empty() {
+            return Results::load_from(&[dir]);
+        }
+        let runs: Vec<Results> = run_dirs
+            .iter()
+            .map(|run| Results::load_from(&[dir, run]))
+            .collect();
+        let mut merged = crate::median::of_runs(&runs);
+        if runs.len() > 1 {
+            merged.runs = runs;
+        }
+        merged
+    }
+
+    /// Reads `<d>/criterion/**/new/*.json` and `<d>/*.json` for every `d` in `dirs`.
+    fn load_from(dirs: &[&Path]) -> Results {
         let mut results = Results::default();
         let mut criterion: BTreeMap<String, Table> = BTreeMap::new();
         let mut new_dirs = Vec::new();
-        find_new_dirs(&dir.join("criterion"), &mut new_dirs);
+        for dir in dirs {
+            find_new_dirs(&dir.join("criterion"), &mut new_dirs);
+        }
         for new in new_dirs {
             match read_criterion(&new) {
                 Ok((workload, case, implementation, cell)) => criterion
@@ -198,10 +225,16 @@ impl Results {
         }
 
         let mut custom = Vec::new();
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map(|entries| entries.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort();
+        let files: Vec<_> = dirs
+            .iter()
+            .flat_map(|dir| {
+                let mut in_dir: Vec<_> = std::fs::read_dir(dir)
+                    .map(|entries| entries.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                in_dir.sort();
+                in_dir
+            })
+            .collect();
         for path in files {
             let is_measurement = path.extension().is_some_and(|e| e == "json")
                 && path.file_name().is_some_and(|n| n != RUN_LOG);

@@ -82,6 +82,7 @@ spotting a change of 10 % or more, not for fine comparisons",
                 "full: every bench with its own settings".to_string()
             };
             let _ = writeln!(md, "- **Mode**: {mode}.");
+            md.push_str(&crate::median::header_line(log.timed_runs));
             let _ = writeln!(
                 md,
                 "- **Total run time**: {}, compile included.",

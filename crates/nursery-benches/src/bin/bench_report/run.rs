@@ -26,23 +26,42 @@ enum Kind {
     Custom,
 }
 
+/// Whether a bench measures time (and so moves with machine load) or counts something that
+/// repeats exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Timed: run once per timed run, each run into its own directory ([`run_dir`]).
+    Timed,
+    /// Counted (instructions, requested bytes): run once, into the output directory itself.
+    Once,
+}
+
 /// The bench targets, in the order they run. Targets found in the manifest but not listed here
-/// run after these (criterion if their source has `criterion_main!`).
-const BENCHES: &[(&str, Kind)] = &[
-    ("spawn_join", Kind::Criterion),
-    ("cancel", Kind::Criterion),
-    ("scope", Kind::Criterion),
-    ("borrowing", Kind::Criterion),
-    ("policy", Kind::Criterion),
-    ("locals", Kind::Criterion),
-    ("heap_per_child", Kind::Custom),
-    ("rss_scale", Kind::Custom),
-    ("force_exit", Kind::Custom),
-    ("idle_connections", Kind::Custom),
-    ("echo_throughput", Kind::Custom),
-    ("instructions", Kind::Custom),
-    ("tower_layer", Kind::Custom),
+/// run after these (criterion if their source has `criterion_main!`), as timed benches.
+const BENCHES: &[(&str, Kind, Repeat)] = &[
+    ("spawn_join", Kind::Criterion, Repeat::Timed),
+    ("cancel", Kind::Criterion, Repeat::Timed),
+    ("scope", Kind::Criterion, Repeat::Timed),
+    ("borrowing", Kind::Criterion, Repeat::Timed),
+    ("policy", Kind::Criterion, Repeat::Timed),
+    ("locals", Kind::Criterion, Repeat::Timed),
+    ("heap_per_child", Kind::Custom, Repeat::Once),
+    ("rss_scale", Kind::Custom, Repeat::Timed),
+    ("force_exit", Kind::Custom, Repeat::Timed),
+    ("idle_connections", Kind::Custom, Repeat::Timed),
+    ("echo_throughput", Kind::Custom, Repeat::Timed),
+    ("instructions", Kind::Custom, Repeat::Once),
+    ("tower_layer", Kind::Custom, Repeat::Once),
 ];
+
+/// How many times each timed bench runs by default: a timed target is decided on the median
+/// of these runs and met only if every run meets it.
+pub(crate) const DEFAULT_TIMED_RUNS: usize = 3;
+
+/// The directory of timed run `run` (1-based) inside the output directory.
+pub(crate) fn run_dir(out: &Path, run: usize) -> PathBuf {
+    out.join(format!("run{run}"))
+}
 
 /// Quick or full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +83,9 @@ pub(crate) struct RunLog {
     pub(crate) total_secs: f64,
     /// What criterion benches were given after `--`.
     pub(crate) criterion_args: Vec<String>,
+    /// How many times each timed bench ran (1 in logs written before runs were repeated).
+    #[serde(default = "one")]
+    pub(crate) timed_runs: usize,
     /// One entry per step (the build, then each bench).
     pub(crate) steps: Vec<Step>,
 }
@@ -83,6 +105,10 @@ pub(crate) struct Step {
     pub(crate) secs: f64,
     /// The command, for the report.
     pub(crate) command: String,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunLog {
@@ -117,6 +143,11 @@ fn clean(out: &Path) -> std::io::Result<()> {
     if criterion.exists() {
         std::fs::remove_dir_all(&criterion)?;
     }
+    let mut run = 1;
+    while run_dir(out, run).is_dir() {
+        std::fs::remove_dir_all(run_dir(out, run))?;
+        run += 1;
+    }
     let Ok(entries) = std::fs::read_dir(out) else {
         return Ok(());
     };
@@ -138,19 +169,19 @@ fn clean(out: &Path) -> std::io::Result<()> {
 
 /// The bench targets to run, in order: [`BENCHES`] that the manifest still declares, then any
 /// other bench target of the package.
-fn bench_list(cargo: &Path) -> Vec<(String, Kind)> {
+fn bench_list(cargo: &Path) -> Vec<(String, Kind, Repeat)> {
     let declared = declared_benches(cargo);
-    let mut list: Vec<(String, Kind)> = BENCHES
+    let mut list: Vec<(String, Kind, Repeat)> = BENCHES
         .iter()
-        .filter(|(name, _)| {
+        .filter(|(name, _, _)| {
             declared
                 .as_ref()
                 .is_none_or(|d| d.iter().any(|(n, _)| n == name))
         })
-        .map(|&(name, kind)| (name.to_string(), kind))
+        .map(|&(name, kind, repeat)| (name.to_string(), kind, repeat))
         .collect();
     for (name, src) in declared.unwrap_or_default() {
-        if BENCHES.iter().all(|(known, _)| *known != name) {
+        if BENCHES.iter().all(|(known, _, _)| *known != name) {
             let is_criterion = std::fs::read_to_string(&src)
                 .is_ok_and(|s| s.contains("criterion_main!") || s.contains("criterion_group!"));
             let kind = if is_criterion {
@@ -158,7 +189,7 @@ fn bench_list(cargo: &Path) -> Vec<(String, Kind)> {
             } else {
                 Kind::Custom
             };
-            list.push((name, kind));
+            list.push((name, kind, Repeat::Timed));
         }
     }
     list
@@ -198,12 +229,63 @@ fn declared_benches(cargo: &Path) -> Option<Vec<(String, PathBuf)>> {
     Some(benches)
 }
 
-/// Cleans `out`, builds every bench target, then runs each one; returns what happened.
+/// What every bench command shares.
+struct Runner {
+    cargo: PathBuf,
+    mode: Mode,
+    criterion_args: Vec<String>,
+    timeout: Option<Duration>,
+}
+
+impl Runner {
+    /// `cargo <args>` writing its results into `dir`.
+    fn command(&self, args: &[String], dir: &Path) -> Command {
+        let mut cmd = Command::new(&self.cargo);
+        cmd.args(args)
+            .current_dir(workspace_root())
+            .env(OUT_DIR_ENV, dir)
+            .env("CRITERION_HOME", dir.join("criterion"));
+        match self.mode {
+            Mode::Quick => cmd.env(QUICK_ENV, "1"),
+            Mode::Full => cmd.env_remove(QUICK_ENV),
+        };
+        cmd
+    }
+
+    /// Runs one bench into `dir`; `label` names it in the log.
+    fn bench(&self, name: &str, kind: Kind, label: &str, dir: &Path) -> Step {
+        let mut args: Vec<String> = ["bench", "-p", PACKAGE, "--bench", name]
+            .map(String::from)
+            .to_vec();
+        if kind == Kind::Criterion && !self.criterion_args.is_empty() {
+            args.push("--".into());
+            args.extend(self.criterion_args.iter().cloned());
+        }
+        banner(label, &args);
+        let kind = match kind {
+            Kind::Criterion => "criterion",
+            Kind::Custom => "custom",
+        };
+        let mut done = step(name, kind, &args, self.command(&args, dir), self.timeout);
+        eprintln!(
+            "==> {label}: {} in {}",
+            done.status,
+            crate::render::fmt_secs(done.secs)
+        );
+        done.name = label.split_once("] ").map_or(label, |(_, n)| n).to_string();
+        done
+    }
+}
+
+/// Cleans `out`, builds every bench target, then runs each one: the timed benches `timed_runs`
+/// times (all of them once per run, so the runs are spread over the whole time), each run into
+/// [`run_dir`], then the counted benches once into `out`; returns what happened.
 pub(crate) fn run_all(
     out: &Path,
     mode: Mode,
     only: &[String],
     timeout: Option<Duration>,
+    timed_runs: usize,
 ) -> Result<RunLog, String> {
     let start = Instant::now();
     let started_unix = SystemTime::now()
@@ -211,36 +293,27 @@ pub(crate) fn run_all(
         .map_or(0, |d| d.as_secs());
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     clean(out).map_err(|e| format!("cannot clean {}: {e}", out.display()))?;
-    let criterion_home = out.join("criterion");
 
     let cargo = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     let mut benches = bench_list(&cargo);
     if !only.is_empty() {
-        if let Some(unknown) = only.iter().find(|o| benches.iter().all(|(n, _)| n != *o)) {
-            let names: Vec<&str> = benches.iter().map(|(n, _)| n.as_str()).collect();
+        if let Some(unknown) = only.iter().find(|o| benches.iter().all(|(n, ..)| n != *o)) {
+            let names: Vec<&str> = benches.iter().map(|(n, ..)| n.as_str()).collect();
             return Err(format!(
                 "--only {unknown}: no such bench target (known: {})",
                 names.join(", ")
             ));
         }
-        benches.retain(|(name, _)| only.contains(name));
+        benches.retain(|(name, ..)| only.contains(name));
     }
-    let criterion_args: Vec<String> = match mode {
-        Mode::Quick => QUICK_CRITERION_ARGS.iter().map(|s| s.to_string()).collect(),
-        Mode::Full => Vec::new(),
-    };
-
-    let command = |args: &[String]| {
-        let mut cmd = Command::new(&cargo);
-        cmd.args(args)
-            .current_dir(workspace_root())
-            .env(OUT_DIR_ENV, out)
-            .env("CRITERION_HOME", &criterion_home);
-        match mode {
-            Mode::Quick => cmd.env(QUICK_ENV, "1"),
-            Mode::Full => cmd.env_remove(QUICK_ENV),
-        };
-        cmd
+    let runner = Runner {
+        cargo,
+        mode,
+        criterion_args: match mode {
+            Mode::Quick => QUICK_CRITERION_ARGS.iter().map(|s| s.to_string()).collect(),
+            Mode::Full => Vec::new(),
+        },
+        timeout,
     };
 
     let mut steps = Vec::new();
@@ -249,39 +322,33 @@ pub(crate) fn run_all(
     let mut build_args: Vec<String> = ["bench", "-p", PACKAGE, "--no-run"]
         .map(String::from)
         .to_vec();
-    for (name, _) in &benches {
+    for (name, ..) in &benches {
         build_args.extend(["--bench".to_string(), name.clone()]);
     }
-    let total = benches.len();
-    banner(&format!("build of {total} bench targets"), &build_args);
-    steps.push(step(
-        "(build)",
-        "build",
+    banner(
+        &format!("build of {} bench targets", benches.len()),
         &build_args,
-        command(&build_args),
-        timeout,
-    ));
+    );
+    let build = runner.command(&build_args, out);
+    steps.push(step("(build)", "build", &build_args, build, timeout));
 
-    for (i, (name, kind)) in benches.iter().enumerate() {
-        let mut args: Vec<String> = ["bench", "-p", PACKAGE, "--bench", name]
-            .map(String::from)
-            .to_vec();
-        if *kind == Kind::Criterion && !criterion_args.is_empty() {
-            args.push("--".into());
-            args.extend(criterion_args.iter().cloned());
+    let timed: Vec<_> = benches.iter().filter(|b| b.2 == Repeat::Timed).collect();
+    let once: Vec<_> = benches.iter().filter(|b| b.2 == Repeat::Once).collect();
+    let total = timed.len() * timed_runs + once.len();
+    let mut n = 0;
+    for run in 1..=timed_runs {
+        let dir = run_dir(out, run);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        for (name, kind, _) in &timed {
+            n += 1;
+            let label = format!("[{n}/{total}] {name} (run {run}/{timed_runs})");
+            steps.push(runner.bench(name, *kind, &label, &dir));
         }
-        banner(&format!("[{}/{total}] {name}", i + 1), &args);
-        let kind = match kind {
-            Kind::Criterion => "criterion",
-            Kind::Custom => "custom",
-        };
-        let done = step(name, kind, &args, command(&args), timeout);
-        eprintln!(
-            "==> {name}: {} in {}",
-            done.status,
-            crate::render::fmt_secs(done.secs)
-        );
-        steps.push(done);
+    }
+    for (name, kind, _) in &once {
+        n += 1;
+        steps.push(runner.bench(name, *kind, &format!("[{n}/{total}] {name}"), out));
     }
 
     Ok(RunLog {
@@ -292,7 +359,8 @@ pub(crate) fn run_all(
         .into(),
         started_unix,
         total_secs: start.elapsed().as_secs_f64(),
-        criterion_args,
+        criterion_args: runner.criterion_args,
+        timed_runs,
         steps,
     })
 }

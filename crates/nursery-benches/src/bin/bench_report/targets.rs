@@ -1,6 +1,6 @@
 //! The performance targets and their evaluation, per case, on every runtime present.
 
-use crate::data::{Case, Results, Table, SUBJECT};
+use crate::data::{Case, Cell, Results, Table, SUBJECT};
 use crate::render::{case_label, fmt_num, fmt_time};
 
 /// How a measured figure is compared with its limit.
@@ -33,6 +33,15 @@ impl Cmp {
 pub(crate) enum Rule {
     /// `nursery value / peer value` against `limit`.
     Ratio { peer: &'static str },
+    /// `subject value / peer value` against `limit`, in the cases whose parameter contains
+    /// `case` (every case if empty): for tables whose implementations are not [`SUBJECT`] and
+    /// peers (a policy against a plain nursery) or that hold several workloads (the
+    /// instruction counts).
+    Pair {
+        case: &'static str,
+        subject: &'static str,
+        peer: &'static str,
+    },
     /// `nursery extra[key] / peer extra[key]` against `limit`.
     ExtraRatio {
         key: &'static str,
@@ -186,6 +195,124 @@ pub(crate) const TARGETS: &[Target] = &[
         cmp: Cmp::Le,
         limit: 1.1,
     },
+    // Timed: a supervisor and a limited nursery against a plain one, per child.
+    Target {
+        workload: "policy",
+        rule: Rule::Pair {
+            case: "",
+            subject: "supervisor",
+            peer: "plain",
+        },
+        cmp: Cmp::Le,
+        limit: 1.1,
+    },
+    Target {
+        workload: "policy",
+        rule: Rule::Pair {
+            case: "",
+            subject: "limit_unreached",
+            peer: "plain",
+        },
+        cmp: Cmp::Le,
+        limit: 1.1,
+    },
+    Target {
+        workload: "local_get",
+        rule: Rule::Ratio { peer: "task_local" },
+        cmp: Cmp::Le,
+        limit: 1.2,
+    },
+    // Instructions (callgrind), identical on every run: the gate wherever a count applies.
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "spawn_join,",
+            subject: "nursery",
+            peer: "joinset",
+        },
+        cmp: Cmp::Le,
+        limit: 1.0,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "spawn_join_typical,",
+            subject: "nursery",
+            peer: "joinset",
+        },
+        cmp: Cmp::Le,
+        limit: 1.0,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "scope_ready,",
+            subject: "nursery",
+            peer: "timeout",
+        },
+        cmp: Cmp::Le,
+        limit: 1.5,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "scope_ready,",
+            subject: "nursery_plain",
+            peer: "timeout",
+        },
+        cmp: Cmp::Le,
+        limit: 1.5,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "borrowing,",
+            subject: "nursery",
+            peer: "futures_unordered",
+        },
+        cmp: Cmp::Le,
+        limit: 1.5,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "borrowing,",
+            subject: "nursery",
+            peer: "moro",
+        },
+        cmp: Cmp::Lt,
+        limit: 1.0,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "policy,",
+            subject: "supervisor",
+            peer: "plain",
+        },
+        cmp: Cmp::Le,
+        limit: 1.1,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "policy,",
+            subject: "limit_unreached",
+            peer: "plain",
+        },
+        cmp: Cmp::Le,
+        limit: 1.1,
+    },
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case: "locals,",
+            subject: "get",
+            peer: "task_local_get",
+        },
+        cmp: Cmp::Le,
+        limit: 1.2,
+    },
 ];
 
 /// Met, missed, or no data.
@@ -209,10 +336,19 @@ pub(crate) struct Outcome {
     pub(crate) status: Status,
 }
 
+/// One case's figure: the ratio checked against the limit, and what it was computed from.
+#[derive(Debug, Clone)]
+struct Figure {
+    ratio: f64,
+    /// E.g. `(373 µs / 412 µs)`.
+    detail: String,
+}
+
 impl Target {
     fn name(&self) -> String {
         let what = match self.rule {
             Rule::Ratio { peer } => format!("{SUBJECT} / {peer}"),
+            Rule::Pair { subject, peer, .. } => format!("{subject} / {peer}"),
             Rule::ExtraRatio { key, peer } => format!("{SUBJECT} / {peer} {key}"),
             Rule::Linear { small, large, per } => format!(
                 "{SUBJECT} per {per}, {} vs {}",
@@ -227,11 +363,31 @@ impl Target {
         format!("{} {:.2}×", self.cmp.symbol(), self.limit)
     }
 
-    fn outcome(&self, case: String, measured: Option<(f64, String)>) -> Outcome {
-        let (status, measured) = match measured {
-            Some((figure, text)) if self.cmp.holds(figure, self.limit) => (Status::Met, text),
-            Some((_, text)) => (Status::Missed, text),
-            None => (Status::NotMeasured, "not measured".into()),
+    /// The outcome of one case from the figure of the (merged) results and the ratios of
+    /// each run: the median ratio with its spread, met only if every run meets the limit.
+    fn outcome(&self, case: String, merged: Option<Figure>, per_run: Option<Vec<f64>>) -> Outcome {
+        let (status, measured) = match (merged, per_run) {
+            (None, _) => (Status::NotMeasured, "not measured".to_string()),
+            (Some(figure), None) => {
+                let met = self.cmp.holds(figure.ratio, self.limit);
+                (
+                    met_or_missed(met),
+                    format!("{:.2}× {}", figure.ratio, figure.detail),
+                )
+            }
+            (Some(figure), Some(ratios)) => {
+                let median = crate::median::median(&ratios).unwrap_or(figure.ratio);
+                let worst = ratios.iter().copied().fold(f64::MIN, f64::max);
+                let best = ratios.iter().copied().fold(f64::MAX, f64::min);
+                let met = self.cmp.holds(worst, self.limit);
+                let spread = if (worst - best).abs() < 0.005 {
+                    String::new()
+                } else {
+                    format!(" [{best:.2}–{worst:.2}×]")
+                };
+                let text = format!("{median:.2}×{spread} {}", figure.detail);
+                (met_or_missed(met), text)
+            }
         };
         Outcome {
             target: self.name(),
@@ -242,33 +398,53 @@ impl Target {
         }
     }
 
+    /// `(case label, figure)` per case of the workload that concerns this target (`None`:
+    /// only half the data).
+    fn figures(&self, results: &Results) -> Vec<(String, Option<Figure>)> {
+        let Some(table) = results.primary(self.workload) else {
+            return Vec::new();
+        };
+        match self.rule {
+            Rule::Linear { small, large, per } => self.linear(table, (small, large), per),
+            _ => table
+                .cases
+                .iter()
+                .filter_map(|case| Some((case_label(table, case), self.figure(table, case)?)))
+                .collect(),
+        }
+    }
+
     /// One outcome per case of the workload (one "not measured" if there is none).
     fn evaluate(&self, results: &Results) -> Vec<Outcome> {
-        let mut outcomes = Vec::new();
-        if let Some(table) = results.primary(self.workload) {
-            match self.rule {
-                Rule::Linear { small, large, per } => {
-                    self.linear(table, (small, large), per, &mut outcomes);
-                }
-                _ => {
-                    for case in &table.cases {
-                        if let Some(measured) = self.figure(table, case) {
-                            outcomes.push(self.outcome(case_label(table, case), measured));
-                        }
-                    }
-                }
-            }
-        }
+        let runs: Vec<Vec<(String, Option<Figure>)>> =
+            results.runs.iter().map(|run| self.figures(run)).collect();
+        let mut outcomes: Vec<Outcome> = self
+            .figures(results)
+            .into_iter()
+            .map(|(case, merged)| {
+                let per_run = (!runs.is_empty()).then(|| {
+                    runs.iter()
+                        .map(|run| {
+                            run.iter()
+                                .find(|(c, _)| *c == case)
+                                .and_then(|(_, f)| f.as_ref())
+                                // A run without the figure (its bench failed) cannot meet it.
+                                .map_or(f64::INFINITY, |f| f.ratio)
+                        })
+                        .collect()
+                });
+                self.outcome(case, merged, per_run)
+            })
+            .collect();
         if outcomes.is_empty() {
-            outcomes.push(self.outcome("—".into(), None));
+            outcomes.push(self.outcome("—".into(), None, None));
         }
         outcomes
     }
 
     /// `None`: the case has nothing to do with this target; `Some(None)`: half the data.
     #[allow(clippy::option_option)]
-    fn figure(&self, table: &Table, case: &Case) -> Option<Option<(f64, String)>> {
-        let subject = table.get(case, SUBJECT);
+    fn figure(&self, table: &Table, case: &Case) -> Option<Option<Figure>> {
         let fmt = |v: f64| {
             if table.is_timing() {
                 fmt_time(v)
@@ -276,32 +452,37 @@ impl Target {
                 fmt_num(v)
             }
         };
+        let ratio_of = |subject: Option<&Cell>, peer: Option<&Cell>| {
+            if subject.is_none() && peer.is_none() {
+                return None;
+            }
+            Some(subject.zip(peer).map(|(s, p)| Figure {
+                ratio: s.value / p.value,
+                detail: format!("({} / {})", fmt(s.value), fmt(p.value)),
+            }))
+        };
         match self.rule {
-            Rule::Ratio { peer } => {
-                let peer = table.get(case, peer);
-                if subject.is_none() && peer.is_none() {
+            Rule::Ratio { peer } => ratio_of(table.get(case, SUBJECT), table.get(case, peer)),
+            Rule::Pair {
+                case: wanted,
+                subject,
+                peer,
+            } => {
+                if !case.param.contains(wanted) {
                     return None;
                 }
-                Some(subject.zip(peer).map(|(s, p)| {
-                    let ratio = s.value / p.value;
-                    (
-                        ratio,
-                        format!("{ratio:.2}× ({} / {})", fmt(s.value), fmt(p.value)),
-                    )
-                }))
+                ratio_of(table.get(case, subject), table.get(case, peer))
             }
             Rule::ExtraRatio { key, peer } => {
+                let subject = table.get(case, SUBJECT);
                 let peer = table.get(case, peer);
                 if subject.is_none() && peer.is_none() {
                     return None;
                 }
-                let pick = |cell: Option<&crate::data::Cell>| cell?.extra.get(key).copied();
-                Some(pick(subject).zip(pick(peer)).map(|(s, p)| {
-                    let ratio = s / p;
-                    (
-                        ratio,
-                        format!("{ratio:.2}× ({} / {})", fmt_num(s), fmt_num(p)),
-                    )
+                let pick = |cell: Option<&Cell>| cell?.extra.get(key).copied();
+                Some(pick(subject).zip(pick(peer)).map(|(s, p)| Figure {
+                    ratio: s / p,
+                    detail: format!("({} / {})", fmt_num(s), fmt_num(p)),
                 }))
             }
             Rule::Linear { .. } => None,
@@ -313,10 +494,10 @@ impl Target {
         table: &Table,
         (small, large): (f64, f64),
         per: &str,
-        outcomes: &mut Vec<Outcome>,
-    ) {
+    ) -> Vec<(String, Option<Figure>)> {
         let mut runtimes: Vec<&str> = table.cases.iter().map(|c| c.runtime.as_str()).collect();
         runtimes.dedup();
+        let mut figures = Vec::new();
         for runtime in runtimes {
             let at = |depth: f64| {
                 table
@@ -327,23 +508,31 @@ impl Target {
                     .map(|cell| cell.value / depth)
             };
             let label = if runtime.is_empty() { "—" } else { runtime };
-            let measured = match (at(small), at(large)) {
-                (Some(s), Some(l)) => {
-                    let ratio = l / s;
-                    let text = format!(
-                        "{ratio:.2}× ({}/{per} at {} vs {}/{per} at {})",
+            let figure = match (at(small), at(large)) {
+                (Some(s), Some(l)) => Some(Figure {
+                    ratio: l / s,
+                    detail: format!(
+                        "({}/{per} at {} vs {}/{per} at {})",
                         fmt_time(l),
                         fmt_num(large),
                         fmt_time(s),
                         fmt_num(small)
-                    );
-                    Some((ratio, text))
-                }
+                    ),
+                }),
                 (None, None) => continue,
                 _ => None,
             };
-            outcomes.push(self.outcome(label.to_string(), measured));
+            figures.push((label.to_string(), figure));
         }
+        figures
+    }
+}
+
+fn met_or_missed(met: bool) -> Status {
+    if met {
+        Status::Met
+    } else {
+        Status::Missed
     }
 }
 
