@@ -1,6 +1,7 @@
-//! loom models of the cancel tree and the nursery's bookkeeping (`--cfg loom`). Each model
-//! asserts its property on every interleaving loom explores, and that both orders of its race
-//! occurred across those interleavings (a model that never races proves nothing).
+//! loom models of the cancel tree, the nursery's bookkeeping and the limit's gate
+//! (`--cfg loom`). Each model asserts its property on every interleaving loom explores, and that
+//! both orders of its race occurred across those interleavings (a model that never races proves
+//! nothing).
 //!
 //! Run: RUSTFLAGS="--cfg loom" cargo test -p tokio-nursery --lib --release loom_models
 
@@ -12,6 +13,7 @@ use std::task::Poll;
 use crate::cancel::reason::CancelReason;
 use crate::cancel::tree::{LiveToken, Node, NodeKind};
 use crate::nursery::core::Core;
+use crate::nursery::gate::{Gate, Permit, Ticket};
 
 /// The preemption bound every model runs with (printed by `preemption_bound_is_printed`).
 const PREEMPTION_BOUND: usize = 3;
@@ -337,4 +339,95 @@ fn handle_cancel_racing_a_lazy_child_wait() {
         core.roster().release(key);
     });
     ORDERS.assert_both("handle cancel vs lazy child wait");
+}
+
+/// Waits in line on `ticket` until it is handed a permit (a lost wakeup deadlocks the model).
+fn wait_for_permit(orders: &Orders, ticket: &Ticket) -> Permit {
+    let mut permit = None;
+    wait_until(orders, |waker| {
+        let mut cx = std::task::Context::from_waker(waker);
+        if let Poll::Ready(p) = ticket.poll_permit(&mut cx) {
+            permit = Some(p);
+        }
+        permit.is_some()
+    });
+    permit.expect("granted")
+}
+
+/// A release racing a spawn that finds no free permit (gate invariant 3): the spawn either
+/// takes the released permit or queues and is handed it, never both, never neither.
+#[test]
+fn limit_release_racing_a_queueing_spawn() {
+    static ORDERS: Orders = Orders::new();
+    static WOKEN: Orders = Orders::new();
+    model(|| {
+        let gate = Gate::new(1);
+        let held = gate.try_take().expect("one permit");
+        let release = loom::thread::spawn(move || drop(held));
+        let permit = match gate.enter() {
+            Ok(permit) => {
+                ORDERS.saw(true);
+                permit
+            }
+            Err(ticket) => {
+                ORDERS.saw(false);
+                wait_for_permit(&WOKEN, &ticket)
+            }
+        };
+        release.join().unwrap();
+        assert_eq!(gate.snapshot(), (0, false), "the one permit is held");
+        drop(permit);
+        assert_eq!(gate.snapshot(), (1, false), "and freed again");
+    });
+    ORDERS.assert_both("release vs queueing spawn");
+}
+
+/// Two children racing for the one permit of a limit: never both run, and the one that waits
+/// is woken when the other's permit frees (gate invariants 2 and 4).
+#[test]
+fn limit_two_children_never_run_together() {
+    static ORDERS: Orders = Orders::new();
+    model(|| {
+        let gate = Gate::new(1);
+        let running = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        // Runs one child; whether it got its permit without waiting.
+        let child = |gate: Arc<Gate>, running: Arc<loom::sync::atomic::AtomicUsize>| {
+            let (permit, at_once) = match gate.enter() {
+                Ok(permit) => (permit, true),
+                Err(ticket) => (wait_for_permit(&Orders::new(), &ticket), false),
+            };
+            assert_eq!(running.fetch_add(1, SeqCst), 0, "the limit was exceeded");
+            running.fetch_sub(1, SeqCst);
+            drop(permit);
+            at_once
+        };
+        let (g, r) = (gate.clone(), running.clone());
+        let other = loom::thread::spawn(move || child(g, r));
+        ORDERS.saw(child(gate.clone(), running));
+        other.join().unwrap();
+        assert_eq!(gate.snapshot(), (1, false));
+    });
+    ORDERS.assert_both("two children vs one permit");
+}
+
+/// A waiting child cancelled while the permit it waits for is released (gate invariant 4):
+/// the permit is passed on, not lost, and the line is left empty.
+#[test]
+fn limit_waiter_leaving_racing_a_release() {
+    static ORDERS: Orders = Orders::new();
+    model(|| {
+        let gate = Gate::new(1);
+        let held = gate.enter().expect("one permit");
+        let ticket = gate.enter().expect_err("the limit is reached");
+        let release = loom::thread::spawn(move || drop(held));
+        ORDERS.saw(ticket.is_granted());
+        drop(ticket);
+        release.join().unwrap();
+        assert_eq!(
+            gate.snapshot(),
+            (1, false),
+            "the permit is free, nobody waits"
+        );
+    });
+    ORDERS.assert_both("waiter leaving vs release");
 }

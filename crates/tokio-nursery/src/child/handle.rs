@@ -18,8 +18,8 @@ use crate::child::runner::{ready_task, TaskLink};
 use crate::child::runner::{ChildTask, PreStart};
 use crate::location::LocationId;
 use crate::nursery::core::Core;
+use crate::nursery::gate::Permit;
 use crate::nursery::policy::Limited;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// A handle to one child of a nursery: cancel it alone, read why it was cancelled.
 ///
@@ -314,7 +314,7 @@ pub(crate) fn spawn_holding<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
     site: LocationId,
-    permit: OwnedSemaphorePermit,
+    permit: Permit,
     fut: F,
 ) -> Result<ChildHandle<T>, F>
 where

@@ -62,12 +62,10 @@ impl<'env, E: std::fmt::Display + Send + 'static> Nursery<'env, E> {
             let Some(limit) = self.core().limit() else {
                 return self.spawn_inner(None, site, fut);
             };
-            match limit.permit().await {
-                Some(permit) => match child::spawn_holding(self.core(), None, site, permit, fut) {
-                    Ok(handle) => handle,
-                    Err(fut) => self.rejected(None, fut),
-                },
-                None => self.spawn_inner(None, site, fut),
+            let permit = limit.permit().await;
+            match child::spawn_holding(self.core(), None, site, permit, fut) {
+                Ok(handle) => handle,
+                Err(fut) => self.rejected(None, fut),
             }
         }
     }

@@ -215,7 +215,7 @@ impl NurseryBuilder {
     /// [`Nursery::spawn`](crate::Nursery::spawn) never blocks: the child it returns a handle to
     /// may be waiting. For backpressure, [`Nursery::spawn_when_ready`](crate::Nursery::spawn_when_ready)
     /// waits for a slot before it spawns; [`Nursery::try_spawn`](crate::Nursery::try_spawn)
-    /// refuses when none is free. A limit above tokio's semaphore maximum (`usize::MAX >> 3`)
+    /// refuses when none is free. A limit above `usize::MAX >> 3` (tokio's semaphore maximum)
     /// is that maximum.
     ///
     /// ```
