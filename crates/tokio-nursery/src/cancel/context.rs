@@ -8,12 +8,14 @@
 //! (`Lazy`: the recipe for its node), and a spawned or borrowing child may have only its roster
 //! slot (`Child`). The node is made the first time anything inside asks for the current node (a
 //! nested scope or nursery, a deadline lookup); entries below that have no node yet are made
-//! first, from the bottom up, so each node is attached under its real parent. A body that
-//! completes without asking costs no node at all; asking whether the current context is
+//! first, from the bottom up, so each node is attached under its real parent. A lazily polled
+//! scope whose body is still pending gets its node the same way when its entry is popped. A body
+//! that completes without asking costs no node at all; asking whether the current context is
 //! cancelled never makes one.
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::time::Instant;
 
@@ -87,34 +89,37 @@ thread_local! {
 /// The node of the innermost scope, nursery or child being polled on this thread. Makes (and
 /// attaches) the nodes of entries that have none yet.
 pub(crate) fn current() -> Option<Arc<Node>> {
-    STACK.with(|stack| {
-        let mut stack = stack.borrow_mut();
-        let top = stack.len().checked_sub(1)?;
-        if let Some(node) = stack[top].node() {
-            return Some(Arc::clone(node));
-        }
-        // The nearest entry below with a node; everything above it is made in order.
-        let first_without = stack[..top]
-            .iter()
-            .rposition(|entry| entry.node().is_some())
-            .map_or(0, |with| with + 1);
-        for i in first_without..=top {
-            let parent = i
-                .checked_sub(1)
-                .and_then(|below| stack[below].node().cloned());
-            match &mut stack[i] {
-                Current::Node(_) => {}
-                // `None` only if the child has left, which cannot happen while it is polled.
-                Current::Child { slot, made } => *made = slot.roster.make_node(slot.key),
-                Current::Lazy { spec, made } => {
-                    let node = spec.make();
-                    node.attach(parent.as_ref());
-                    *made = Some(node);
-                }
+    STACK.with(|stack| make_nodes(&mut stack.borrow_mut()).cloned())
+}
+
+/// Makes (and attaches) the nodes of the entries without one, from the nearest entry below the
+/// top that has one; returns the top's node.
+fn make_nodes(stack: &mut [Current]) -> Option<&Arc<Node>> {
+    let top = stack.len().checked_sub(1)?;
+    if stack[top].node().is_some() {
+        return stack[top].node();
+    }
+    // The nearest entry below with a node; everything above it is made in order.
+    let first_without = stack[..top]
+        .iter()
+        .rposition(|entry| entry.node().is_some())
+        .map_or(0, |with| with + 1);
+    for i in first_without..=top {
+        let parent = i
+            .checked_sub(1)
+            .and_then(|below| stack[below].node().cloned());
+        match &mut stack[i] {
+            Current::Node(_) => {}
+            // `None` only if the child has left, which cannot happen while it is polled.
+            Current::Child { slot, made } => *made = slot.roster.make_node(slot.key),
+            Current::Lazy { spec, made } => {
+                let node = spec.make();
+                node.attach(parent.as_ref());
+                *made = Some(node);
             }
         }
-        stack[top].node().cloned()
-    })
+    }
+    stack[top].node()
 }
 
 /// A future that stops for good because its context is cancelled (a checkpoint, a parked
@@ -128,30 +133,33 @@ pub(crate) fn commit_current_unwinding() {
 
 /// `true` if the innermost structure being polled is effectively cancelled. Makes no node.
 pub(crate) fn current_is_cancelled() -> bool {
-    STACK.with(|stack| {
-        let stack = stack.borrow();
-        for entry in stack.iter().rev() {
-            match entry {
-                Current::Node(node)
-                | Current::Child {
-                    made: Some(node), ..
-                }
-                | Current::Lazy {
-                    made: Some(node), ..
-                } => return node.is_cancelled(),
-                Current::Child { slot, made: None } => return slot.lazy_cancelled(),
-                // Not made yet: only an enclosing cancellation can reach the body (the scope's
-                // own deadline was checked before the poll, and nothing can cancel a scope
-                // without a node), and a shield stops that.
-                Current::Lazy { spec, made: None } => {
-                    if spec.shield {
-                        return false;
-                    }
+    STACK.with(|stack| is_cancelled_in(&stack.borrow()))
+}
+
+/// Whether the top of `stack` is effectively cancelled, without making a node.
+#[inline]
+fn is_cancelled_in(stack: &[Current]) -> bool {
+    for entry in stack.iter().rev() {
+        match entry {
+            Current::Node(node)
+            | Current::Child {
+                made: Some(node), ..
+            }
+            | Current::Lazy {
+                made: Some(node), ..
+            } => return node.is_cancelled(),
+            Current::Child { slot, made: None } => return slot.lazy_cancelled(),
+            // Not made yet: only an enclosing cancellation can reach the body (the scope's
+            // own deadline was checked before the poll, and nothing can cancel a scope
+            // without a node), and a shield stops that.
+            Current::Lazy { spec, made: None } => {
+                if spec.shield {
+                    return false;
                 }
             }
         }
-        false
-    })
+    }
+    false
 }
 
 /// An entry pushed for one poll; `exit` pops it (two thread-local accesses in all), and so does
@@ -174,18 +182,24 @@ impl Entered {
 }
 
 impl Drop for Entered {
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            pop_unwound();
         }
-        let mine = STACK.with(|stack| stack.borrow_mut().pop());
-        // Unwinding out of a lazily polled body: a node it made is attached but has no owner.
-        if let Some(Current::Lazy {
-            made: Some(node), ..
-        }) = mine
-        {
-            node.detach();
-        }
+    }
+}
+
+/// A poll unwound out of an entry: pops it.
+#[cold]
+fn pop_unwound() {
+    let mine = STACK.with(|stack| stack.borrow_mut().pop());
+    // Unwinding out of a lazily polled body: a node it made is attached but has no owner.
+    if let Some(Current::Lazy {
+        made: Some(node), ..
+    }) = mine
+    {
+        node.detach();
     }
 }
 
@@ -208,17 +222,37 @@ pub(crate) fn enter_child<R>(slot: SlotRef, f: impl FnOnce() -> R) -> (R, Option
     }
 }
 
-/// Runs `f` under a scope that has no node yet. Returns the node if something inside made it
-/// (attached under the enclosing entry's node), and gives `spec` back.
-pub(crate) fn enter_lazy<R>(
-    spec: NodeSpec,
-    f: impl FnOnce() -> R,
-) -> (R, Option<Arc<Node>>, NodeSpec) {
-    let entered = Entered::enter(Current::Lazy { spec, made: None });
-    let out = f();
-    match entered.exit() {
-        Some(Current::Lazy { spec, made }) => (out, made, spec),
-        // Runners pop what they pushed, so the top entry is ours again.
-        _ => unreachable!("the lazy scope's context entry was replaced"),
-    }
+/// Runs `poll` under a scope that has no node yet, unless the enclosing structure is cancelled
+/// and `spec` is not shielded (then `None`, and nothing ran). `spec` is moved into the entry.
+/// Returns the scope's node if it has one now: made inside the body by whatever needed it, or,
+/// if the body is pending, made when the entry is popped (the scope goes on with a node).
+/// Either way it is attached under the enclosing entry's node. The check and the push share
+/// one thread-local access: this is the hot path of every scope.
+pub(crate) fn enter_lazy<T>(
+    spec: &mut NodeSpec,
+    poll: impl FnOnce() -> Poll<T>,
+) -> Option<(Poll<T>, Option<Arc<Node>>)> {
+    let mut entered = STACK.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        if !spec.shield && is_cancelled_in(&stack) {
+            return None;
+        }
+        let spec = std::mem::replace(spec, NodeSpec::EMPTY);
+        stack.push(Current::Lazy { spec, made: None });
+        Some(Entered { armed: true })
+    })?;
+    let polled = poll();
+    entered.armed = false;
+    let made = STACK.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        if polled.is_pending() {
+            make_nodes(&mut stack);
+        }
+        match stack.pop() {
+            Some(Current::Lazy { made, .. }) => made,
+            // Runners pop what they pushed, so the top entry is ours again.
+            _ => unreachable!("the lazy scope's context entry was replaced"),
+        }
+    });
+    Some((polled, made))
 }

@@ -27,12 +27,15 @@ use std::time::Duration;
 
 use pin_project::{pin_project, pinned_drop};
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::CancellationToken;
 
 use crate::cancel::context::{self, NodeSpec};
 use crate::cancel::reason::CancelReason;
 use crate::cancel::timer::Timer;
 use crate::cancel::tree::{LiveToken, Node, NodeKind};
+use cold::{gate_of, park, Cold};
+
+mod cold;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -92,23 +95,19 @@ pub struct Run<F: Future> {
     /// registers and arms timers but does not poll it again.
     just_polled: bool,
     timeout: Option<Duration>,
-    grace: Option<Duration>,
-    /// Grace scopes only: the node the body runs under, shielded until the drain ends.
-    gate: Option<Arc<Node>>,
-    /// `with_cancellation_token`: the token, then the wait for it once running.
-    token: Option<CancellationToken>,
-    token_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     state: State,
     /// Held while running: this scope is live structure of its parent.
     parent_token: Option<LiveToken>,
-    /// Kept while parked, to detect being polled after the absorbing scope ended.
-    parked_under: Option<Arc<Node>>,
+    /// Grace, token and parking state, boxed and made only when used, so that a plain scope
+    /// stays small to build, move and drop.
+    cold: Option<Box<Cold>>,
     /// Created the first time the body suspends (scopes that complete at once cost nothing).
     /// `None` until the first suspension; then the span, boxed, if a subscriber wants it.
     span: Option<Option<Box<tracing::Span>>>,
 }
 
 impl<F: Future> Run<F> {
+    #[inline]
     pub(crate) fn new(
         node: Option<Arc<Node>>,
         spec: NodeSpec,
@@ -117,6 +116,11 @@ impl<F: Future> Run<F> {
         token: Option<CancellationToken>,
         body: F,
     ) -> Self {
+        let cold = if grace.is_some() || token.is_some() {
+            Cold::boxed(grace, token)
+        } else {
+            None
+        };
         Run {
             body: Some(body),
             timer: Timer::default(),
@@ -125,13 +129,9 @@ impl<F: Future> Run<F> {
             spec,
             just_polled: false,
             timeout,
-            grace,
-            gate: None,
-            token,
-            token_wait: None,
             state: State::Unpolled,
             parent_token: None,
-            parked_under: None,
+            cold,
             span: None,
         }
     }
@@ -191,7 +191,7 @@ type This<'a, F> = RunProj<'a, F>;
 macro_rules! nodes {
     ($this:ident) => {{
         let node: &Arc<Node> = $this.node.as_ref().expect("a started scope has a node");
-        (node, $this.gate.as_ref().unwrap_or(node))
+        (node, gate_of($this.cold).unwrap_or(node))
     }};
 }
 
@@ -207,7 +207,7 @@ impl<F: Future> Future for Run<F> {
                 State::Unwinding => poll_unwinding(&mut this, cx),
                 State::Draining => poll_draining(&mut this, cx),
                 State::Parked => {
-                    check_parked(this.parked_under.as_ref());
+                    check_parked(this.cold.as_ref().and_then(|c| c.parked_under.as_ref()));
                     Step::Pending
                 }
                 State::Done => panic!("`Run` polled after completion"),
@@ -235,54 +235,62 @@ fn transition_from_unpolled<F: Future>(
 ) -> Step<Option<F::Output>> {
     let lazy = this.node.is_none()
         && this.spec.kind == NodeKind::Scope
-        && this.grace.is_none()
-        && this.token.is_none();
-    let now = match (this.spec.deadline, *this.timeout) {
-        (None, None) => None,
-        _ => Some(Instant::now()),
-    };
-    let relative = this
-        .timeout
-        .zip(now)
-        .and_then(|(t, now)| now.checked_add(t));
-    let deadline = this.spec.deadline.into_iter().chain(relative).min();
-    // Asked without making the enclosing node: a lazy child or scope around this one stays
-    // without a node too if this body completes at once.
-    let parent_cancelled = !this.spec.shield && context::current_is_cancelled();
-    if lazy && !parent_cancelled && deadline.zip(now).is_none_or(|(d, now)| d > now) {
-        *this.timeout = None;
-        this.spec.deadline = deadline;
-        return poll_lazily(this, cx);
+        && this
+            .cold
+            .as_ref()
+            .is_none_or(|c| c.grace.is_none() && c.token.is_none());
+    if lazy && fix_lazy_deadline(this.spec, this.timeout) {
+        if let Some(step) = poll_lazily(this, cx) {
+            return step;
+        }
     }
     transition_to_attached(this)
 }
 
+/// Fixes a lazy scope's deadline at its first poll: the earlier of its own deadline and
+/// `now + timeout` goes into `spec`, where the node is made from (the timeout is used up).
+/// `false` if that deadline has already passed: the scope is cancelled before it starts. The
+/// clock is read only for a scope with a deadline.
+#[inline]
+fn fix_lazy_deadline(spec: &mut NodeSpec, timeout: &mut Option<Duration>) -> bool {
+    if spec.deadline.is_none() && timeout.is_none() {
+        return true;
+    }
+    let now = Instant::now();
+    if let Some(relative) = timeout.take().and_then(|t| now.checked_add(t)) {
+        if spec.deadline.is_none_or(|d| d > relative) {
+            spec.deadline = Some(relative);
+        }
+    }
+    spec.deadline.is_none_or(|d| d > now)
+}
+
 /// The lazy first poll: -> `Done` (completed without a node), `Draining` (completed, but made a
 /// node on the way) or `Running` (suspended; the node is made now if the body made none).
-fn poll_lazily<F: Future>(this: &mut This<'_, F>, cx: &mut Context<'_>) -> Step<Option<F::Output>> {
+/// `None` (nothing polled) if the enclosing structure is cancelled: the scope attaches and parks.
+fn poll_lazily<F: Future>(
+    this: &mut This<'_, F>,
+    cx: &mut Context<'_>,
+) -> Option<Step<Option<F::Output>>> {
     let body = this
         .body
         .as_mut()
         .as_pin_mut()
         .expect("unpolled scope has a body");
-    let spec = std::mem::replace(this.spec, NodeSpec::EMPTY);
-    let (polled, made, lent) = context::enter_lazy(spec, || body.poll(cx));
-    *this.spec = lent;
+    // Asked without making the enclosing node: a lazy child or scope around this one stays
+    // without a node too if this body completes at once.
+    let (polled, made) = context::enter_lazy(this.spec, || body.poll(cx))?;
     if made.is_none() {
         if let Poll::Ready(value) = polled {
             this.body.set(None);
             *this.state = State::Done;
-            return Step::Ready(Some(value));
+            return Some(Step::Ready(Some(value)));
         }
     }
-    // From here on the scope has a node, under its parent's (made now if that one had none yet
-    // either).
+    // From here on the scope has a node, under its parent's (made with it if that one had none
+    // yet either).
+    let node = made.expect("a lazy scope that did not complete has a node");
     let parent = context::current();
-    let node = made.unwrap_or_else(|| {
-        let node = this.spec.make();
-        node.attach(parent.as_ref());
-        node
-    });
     *this.node = Some(node);
     *this.parent_token = LiveToken::on(parent.as_ref());
     match polled {
@@ -296,7 +304,7 @@ fn poll_lazily<F: Future>(this: &mut This<'_, F>, cx: &mut Context<'_>) -> Step<
             *this.state = State::Running;
         }
     }
-    Step::Next
+    Some(Step::Next)
 }
 
 /// Attaches the node under the enclosing one: -> `Parked` (first polled inside a cancelled
@@ -314,18 +322,20 @@ fn transition_to_attached<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::O
         }
         this.body.set(None);
         node.detach();
-        *this.parked_under = parent;
+        park(this.cold, parent);
         *this.state = State::Parked;
         return Step::Next;
     }
     if node.deadline().is_some_and(|d| d <= now) {
         node.cancel(CancelReason::Deadline);
     }
-    if let Some(token) = this.token.take() {
-        if token.is_cancelled() {
-            node.cancel(token_reason());
-        } else {
-            *this.token_wait = Some(Box::pin(token.cancelled_owned()));
+    if let Some(cold) = this.cold.as_deref_mut() {
+        if let Some(token) = cold.token.take() {
+            if token.is_cancelled() {
+                node.cancel(token_reason());
+            } else {
+                cold.token_wait = Some(Box::pin(token.cancelled_owned()));
+            }
         }
     }
     if node.cancel_called() {
@@ -338,11 +348,13 @@ fn transition_to_attached<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::O
         *this.state = State::Unwinding;
         return Step::Next;
     }
-    if let Some(grace) = *this.grace {
-        let gate = Node::new(NodeKind::Gate, None);
-        gate.attach(Some(node));
-        node.set_grace(grace, Arc::clone(&gate));
-        *this.gate = Some(gate);
+    if let Some(cold) = this.cold.as_deref_mut() {
+        if let Some(grace) = cold.grace {
+            let gate = Node::new(NodeKind::Gate, None);
+            gate.attach(Some(node));
+            node.set_grace(grace, Arc::clone(&gate));
+            cold.gate = Some(gate);
+        }
     }
     *this.parent_token = LiveToken::on(parent.as_ref());
     *this.state = State::Running;
@@ -352,19 +364,22 @@ fn transition_to_attached<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::O
 /// Registers the owner's waker and serves the token and the deadlines (the scope's own, or,
 /// once a grace scope drains, its gate's).
 fn watch_cancellation(
-    token_wait: &mut Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    cold: Option<&mut Cold>,
     timer: &mut Timer,
     node: &Arc<Node>,
-    gate: Option<&Arc<Node>>,
     cx: &mut Context<'_>,
 ) {
     node.register_owner(cx.waker());
-    if let Some(wait) = token_wait.as_mut() {
+    let Some(cold) = cold else {
+        return timer.check_deadline(node, cx);
+    };
+    if let Some(wait) = cold.token_wait.as_mut() {
         if wait.as_mut().poll(cx).is_ready() {
-            *token_wait = None;
+            cold.token_wait = None;
             node.cancel(token_reason());
         }
     }
+    let gate = cold.gate.as_ref();
     match gate {
         Some(gate) => {
             gate.register_owner(cx.waker());
@@ -386,8 +401,9 @@ fn poll_running<F: Future>(
     this: &mut This<'_, F>,
     cx: &mut Context<'_>,
 ) -> Step<Option<F::Output>> {
-    let (node, body_node) = nodes!(this);
-    watch_cancellation(this.token_wait, this.timer, node, this.gate.as_ref(), cx);
+    let node: &Arc<Node> = this.node.as_ref().expect("a started scope has a node");
+    watch_cancellation(this.cold.as_deref_mut(), this.timer, node, cx);
+    let body_node = gate_of(this.cold).unwrap_or(node);
     if body_node.is_cancelled() {
         body_node.commit_unwinding();
         *this.just_polled = false;
@@ -424,10 +440,10 @@ fn poll_running<F: Future>(
             Step::Next
         }
         // A grace scope cancelled by its body: arm the drain's timer now.
-        Poll::Pending if this.gate.is_some() && node.is_cancelled() => {
+        Poll::Pending if gate_of(this.cold).is_some() && node.is_cancelled() => {
             if this
                 .timer
-                .is_armed_for(this.gate.as_ref().and_then(|g| g.deadline()))
+                .is_armed_for(gate_of(this.cold).and_then(|g| g.deadline()))
             {
                 Step::Pending
             } else {
@@ -482,11 +498,12 @@ fn transition_from_unwound<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::
             "scope absorbed its cancellation"
         );
         node.set_caught();
-        finish(node, this.gate.as_ref(), this.parent_token, this.state);
+        finish(node, gate_of(this.cold), this.parent_token, this.state);
         return Step::Ready(None);
     }
-    *this.parked_under = node.parent();
-    finish(node, this.gate.as_ref(), this.parent_token, this.state);
+    let parent = node.parent();
+    finish(node, gate_of(this.cold), this.parent_token, this.state);
+    park(this.cold, parent);
     *this.state = State::Parked;
     Step::Pending
 }
@@ -502,7 +519,7 @@ fn poll_draining<F: Future>(
         return Step::Pending;
     }
     this.timer.disarm();
-    finish(node, this.gate.as_ref(), this.parent_token, this.state);
+    finish(node, gate_of(this.cold), this.parent_token, this.state);
     Step::Ready(this.value.take())
 }
 
@@ -553,14 +570,14 @@ impl<F: Future> PinnedDrop for Run<F> {
             // Dropped by foreign code while running: nested structure that cannot stop
             // synchronously keeps our parent waiting (it adopts the orphans).
             this.body.set(None);
-            match (this.gate.as_ref(), this.node.as_ref()) {
+            match (gate_of(this.cold), this.node.as_ref()) {
                 // Orphans register on the gate; the scope's node holds nothing itself.
                 (Some(gate), _) => gate.stash_parent_token(token),
                 (None, Some(node)) => node.stash_parent_token(token),
                 (None, None) => drop(token),
             }
         }
-        if let Some(gate) = this.gate.as_ref() {
+        if let Some(gate) = gate_of(this.cold) {
             gate.detach();
         }
         if let Some(node) = this.node.as_ref() {

@@ -80,6 +80,7 @@ impl CancelScope {
 
     /// A scope whose node is of `kind` (cleanup scopes are rendered as such), built at
     /// `location` in the user's code.
+    #[inline]
     pub(crate) fn of_kind(
         kind: NodeKind,
         location: Option<&'static std::panic::Location<'static>>,
@@ -275,6 +276,7 @@ impl CancelScope {
     /// assert_eq!(scope.run(async { unreachable!() }).await, None::<()>);
     /// # }
     /// ```
+    #[inline]
     pub fn run<F: IntoFuture>(self, body: F) -> Run<F::IntoFuture> {
         Run::new(
             self.node.into_inner(),
