@@ -103,6 +103,26 @@ async fn borrowing_child_spawns_a_borrowing_sibling() {
     assert_eq!(hits.get(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn borrowing_child_pushed_from_another_task_runs_while_the_nursery_waits() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    nursery(|n: tokio_nursery::Nursery<'static, TestError>| async move {
+        let n2 = n.clone();
+        // A spawned task (maybe on another worker) adds a borrowing child while the body and
+        // the nursery's own task are idle: the push must wake the nursery to poll it.
+        n.spawn(async move {
+            n2.spawn_borrowing(async move {
+                let _ = tx.send(());
+                Ok(())
+            });
+            Ok(())
+        });
+        rx.await.map_err(|_| TestError("not run"))
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn foreign_drop_drops_borrowing_children_synchronously() {
     let probe = DropProbe::new();

@@ -2,14 +2,26 @@
 //! caller's stack (`'env`) — the safe corner of the scoped-task trilemma: no parallelism, no
 //! `'static` bound, no `unsafe`.
 //!
-//! Handles push new children into `incoming` (any clone of the body's `Nursery` may, including a
-//! borrowing child itself); the nursery future moves them into its `FuturesUnordered` on its next
-//! poll and polls them there. Each child is wrapped in the same `ChildTask` runner as a spawned
-//! child, so failure, cancellation, panic and membership rules are identical.
+//! Handles push new children straight into the `FuturesUnordered` the nursery future polls
+//! (any clone of the body's `Nursery` may, including a borrowing child itself). Each child is
+//! wrapped in the same `ChildTask` runner as a spawned child, so failure, cancellation, panic and
+//! membership rules are identical.
+//!
+//! Invariants
+//!
+//!  1. `running` is locked by the nursery future while it polls or drops children, and by a
+//!     push only with `try_lock`: a push that finds it locked (a child spawning from inside its
+//!     own poll, or a push from another thread meanwhile) goes to `overflow` instead, and never
+//!     waits, so a child spawning a sibling cannot deadlock the set.
+//!  2. A push stores its child (in `running` or `overflow`, and `overflowed` after `overflow`)
+//!     *before* it wakes `waker`; the nursery future registers `waker` before it locks
+//!     `running`, and reads `overflowed` after every round of polls, before it unlocks. So a
+//!     child pushed while a poll is under way is either polled in it or wakes the nursery task.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -17,30 +29,53 @@ use futures_util::task::AtomicWaker;
 
 pub(crate) type BorrowedChild<'env> = Pin<Box<dyn Future<Output = ()> + Send + 'env>>;
 
+type Running<'env> = FuturesUnordered<BorrowedChild<'env>>;
+
 /// The part shared with `Nursery` handles.
 pub(crate) struct Incoming<'env> {
-    children: Mutex<Vec<BorrowedChild<'env>>>,
+    running: Mutex<Running<'env>>,
+    /// Children pushed while `running` was locked (invariant 1).
+    overflow: Mutex<Vec<BorrowedChild<'env>>>,
+    /// Set once something is in `overflow`, so the poll loop checks it without a lock.
+    overflowed: AtomicBool,
     waker: AtomicWaker,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A child's panic is caught inside its runner, so a poisoned lock still holds a sound set.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<'env> Incoming<'env> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Incoming {
-            children: Mutex::new(Vec::new()),
+            running: Mutex::new(FuturesUnordered::new()),
+            overflow: Mutex::new(Vec::new()),
+            overflowed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         })
     }
 
     pub(crate) fn push(&self, child: BorrowedChild<'env>) {
-        self.children
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(child);
+        match self.running.try_lock() {
+            Ok(running) => running.push(child),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().push(child),
+            Err(TryLockError::WouldBlock) => {
+                lock(&self.overflow).push(child);
+                self.overflowed.store(true, SeqCst);
+            }
+        }
         self.waker.wake();
     }
 
-    fn take(&self) -> Vec<BorrowedChild<'env>> {
-        std::mem::take(&mut *self.children.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Moves the overflow into `running`; `false` if there was none.
+    fn drain_overflow(&self, running: &mut Running<'env>) -> bool {
+        if !self.overflowed.swap(false, SeqCst) {
+            return false;
+        }
+        let children = std::mem::take(&mut *lock(&self.overflow));
+        running.extend(children);
+        true
     }
 }
 
@@ -52,33 +87,25 @@ impl std::fmt::Debug for Incoming<'_> {
 
 /// The part owned by the nursery future.
 pub(crate) struct BorrowedSet<'env> {
-    running: FuturesUnordered<BorrowedChild<'env>>,
     incoming: Arc<Incoming<'env>>,
 }
 
 impl<'env> BorrowedSet<'env> {
     pub(crate) fn new(incoming: Arc<Incoming<'env>>) -> Self {
-        BorrowedSet {
-            running: FuturesUnordered::new(),
-            incoming,
-        }
+        BorrowedSet { incoming }
     }
 
     /// Polls every ready borrowing child, including ones spawned while doing so.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) {
-        self.incoming.waker.register(cx.waker());
+        let incoming = &*self.incoming;
+        incoming.waker.register(cx.waker());
+        let mut running = lock(&incoming.running);
         loop {
-            self.running.extend(self.incoming.take());
-            match self.running.poll_next_unpin(cx) {
+            incoming.drain_overflow(&mut running);
+            match running.poll_next_unpin(cx) {
                 Poll::Ready(Some(())) => continue,
                 Poll::Ready(None) | Poll::Pending => {
-                    if self
-                        .incoming
-                        .children
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .is_empty()
-                    {
+                    if !incoming.overflowed.load(SeqCst) {
                         return;
                     }
                 }
@@ -87,16 +114,31 @@ impl<'env> BorrowedSet<'env> {
     }
 
     /// Drops every borrowing child now (a foreign drop of the nursery): they borrow the stack.
+    /// A child's destructor may push another child: that one goes too.
     pub(crate) fn clear(&mut self) {
-        drop(self.incoming.take());
-        self.running.clear();
+        let incoming = &*self.incoming;
+        let mut running = lock(&incoming.running);
+        loop {
+            running.clear();
+            if !incoming.drain_overflow(&mut running) {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for BorrowedSet<'_> {
+    /// The children go with the nursery future, even though handles may keep `incoming` alive.
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
 impl std::fmt::Debug for BorrowedSet<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let running = self.incoming.running.try_lock().map(|r| r.len()).ok();
         f.debug_struct("BorrowedSet")
-            .field("running", &self.running.len())
+            .field("running", &running)
             .finish()
     }
 }
