@@ -1,4 +1,5 @@
-//! loom models of the cancel tree, the nursery's bookkeeping and the limit's gate
+//! loom models of the cancel tree, the nursery's bookkeeping, the limit's gate and the set of
+//! borrowing children
 //! (`--cfg loom`). Each model asserts its property on every interleaving loom explores, and that
 //! both orders of its race occurred across those interleavings (a model that never races proves
 //! nothing).
@@ -12,6 +13,7 @@ use std::task::Poll;
 
 use crate::cancel::reason::CancelReason;
 use crate::cancel::tree::{LiveToken, Node, NodeKind};
+use crate::child::borrowed::{BorrowedSet, Incoming};
 use crate::nursery::core::Core;
 use crate::nursery::gate::{Gate, Permit, Ticket};
 
@@ -430,4 +432,41 @@ fn limit_waiter_leaving_racing_a_release() {
         );
     });
     ORDERS.assert_both("waiter leaving vs release");
+}
+
+/// Borrowing children pushed while the nursery task polls its set (invariants 1 and 2 of
+/// `child/borrowed.rs`): one from another thread, racing the poll, and one from inside a
+/// child's poll, which finds the set locked and goes to the overflow. Each is polled in that
+/// round or wakes the nursery task; none is lost (a lost one leaves the model blocked).
+#[test]
+fn borrowed_push_racing_the_nursery_poll() {
+    static ORDERS: Orders = Orders::new();
+    model(|| {
+        let incoming = Incoming::new();
+        let mut set = BorrowedSet::new(Arc::clone(&incoming));
+        let ran = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let (from, count) = (Arc::downgrade(&incoming), Arc::clone(&ran));
+        let pusher = loom::thread::spawn(move || {
+            let Some(incoming) = from.upgrade() else {
+                return;
+            };
+            let inner = (Arc::downgrade(&incoming), Arc::clone(&count));
+            incoming.push(Box::pin(async move {
+                count.fetch_add(1, SeqCst);
+                let (from, count) = inner;
+                if let Some(incoming) = from.upgrade() {
+                    // Inside the set's poll: the set is locked, so this goes to the overflow.
+                    incoming.push(Box::pin(async move {
+                        count.fetch_add(1, SeqCst);
+                    }));
+                }
+            }));
+        });
+        wait_until(&ORDERS, |waker| {
+            set.poll(&mut std::task::Context::from_waker(waker));
+            ran.load(SeqCst) == 2
+        });
+        pusher.join().unwrap();
+    });
+    ORDERS.assert_both("borrowed push vs nursery poll");
 }

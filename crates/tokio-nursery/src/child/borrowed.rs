@@ -17,15 +17,17 @@
 //!     *before* it wakes `waker`; the nursery future registers `waker` before it locks
 //!     `running`, and reads `overflowed` after every round of polls, before it unlocks. So a
 //!     child pushed while a poll is under way is either polled in it or wakes the nursery task.
+//!     (loom model `borrowed_push_racing_the_nursery_poll`.)
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{PoisonError, TryLockError};
 use std::task::{Context, Poll};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::task::AtomicWaker;
+
+use crate::sync::{Arc, AtomicBool, AtomicWaker, Mutex, MutexGuard};
 
 pub(crate) type BorrowedChild<'env> = Pin<Box<dyn Future<Output = ()> + Send + 'env>>;
 
