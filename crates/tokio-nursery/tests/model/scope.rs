@@ -66,21 +66,49 @@ pub(super) fn eval_scope(scope: &Scope, start: Time, env: &Env, ev: &mut Eval) -
     let cancelled = mine.iter().any(|e| e.kind == ActKind::Cancel);
     let own_called = own.at <= body.end || cancelled;
     let shield = acts::shield_at_end(scope.shield, &mine)?;
-    // Whether the scope's own deadline passing after the unwinding began makes it cancelled in
-    // its own right is not said by DESIGN.md; it matters only when the scope is shielded by the
-    // end (the library never looks at the deadline again once unwinding: such a scope does not
-    // absorb).
-    let unwound_at = own.earliest(plan.own).earliest(plan.inherited).at;
-    let timer = scope.cancel_at.is_some_and(|c| start + c <= body.end);
-    let late_deadline = scope
-        .deadline
-        .is_some_and(|d| unwound_at < start + d && start + d <= body.end);
-    if body.out.is_none() && shield && late_deadline && !timer && !cancelled {
+    if body.out.is_none() && shield && !cancelled {
+        let unwound_at = own.earliest(plan.own).earliest(plan.inherited).at;
+        unsettled_own_cancel(scope, start, unwound_at, plan.inherited.at, body.end)?;
+    }
+    finish(scope, env, ids, own_called, shield, body, ev)
+}
+
+/// For a scope that unwound (its body was dropped) and is shielded by the end, with no
+/// `cancel()` act on it: sets the case aside if DESIGN.md does not settle whether the scope was
+/// cancelled in its own right by the time the unwinding ended, and so absorbs (§2: decided when
+/// the unwinding is over). `unwound_at` is when the unwinding began, `reached_at` when a
+/// cancellation from outside reached the scope.
+fn unsettled_own_cancel(
+    scope: &Scope,
+    start: Time,
+    unwound_at: Time,
+    reached_at: Time,
+    end: Time,
+) -> M<()> {
+    let deadline = scope.deadline.map(|d| start + d);
+    let timer = scope.cancel_at.map(|c| start + c);
+    // §4 "not specified yet": whether the own deadline passing after the unwinding began makes
+    // the scope cancelled in its own right (the library never looks at the deadline again once
+    // unwinding: such a scope does not absorb). A timer's `cancel()` before the end settles it.
+    let late_deadline = deadline.is_some_and(|d| unwound_at < d && d <= end);
+    let timer_before_end = timer.is_some_and(|t| t < end);
+    if late_deadline && !timer_before_end {
         return Err(Ambiguous(
             "a scope's own deadline passes while it unwinds, and it is shielded by the end",
         ));
     }
-    finish(scope, env, ids, own_called, shield, body, ev)
+    // A timer task's `cancel()` at the instant the unwinding from outside ends (a cleanup
+    // timeout, a leaf's wake-up in the nursery's task): a race between two tasks, which DESIGN.md
+    // does not order (§4 orders a deadline only against a wake-up in the same task). If it runs
+    // first the scope absorbs; if the unwinding ends first the scope parks and the enclosing one
+    // absorbs. An own deadline already passed by then settles it.
+    let early_deadline = deadline.is_some_and(|d| d <= unwound_at);
+    if timer == Some(end) && reached_at <= end && !early_deadline {
+        return Err(Ambiguous(
+            "a timer's cancel() at the instant a shielded scope's unwinding from outside ends",
+        ));
+    }
+    Ok(())
 }
 
 /// Runs the body of `scope` from `start`, cancelled by `own` and by the enclosing cancellation
