@@ -131,6 +131,10 @@ fn nothing_entered() -> bool {
 /// Pushes the entry waiting in `TOP`, if any, so that `stack` is the whole logical stack.
 #[inline]
 fn flush(stack: &mut Vec<Current>) {
+    // Read before taking: every runner flushes, and `TOP` is almost always empty then.
+    if TOP.get().is_none() {
+        return;
+    }
     if let Some(top) = TOP.take() {
         push(
             stack,
