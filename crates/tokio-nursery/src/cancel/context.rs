@@ -12,8 +12,20 @@
 //! scope whose body is still pending gets its node the same way when its entry is popped. A body
 //! that completes without asking costs no node at all; asking whether the current context is
 //! cancelled never makes one.
+//!
+//! The innermost lazy scope's entry, if it has no name, is not pushed on the stack: it waits in
+//! `TOP`, a destructor-free thread-local, and is pushed (flushed) only when something needs the
+//! stack as a whole (a nested runner, a node being made). `STACKED` says whether the stack
+//! holds anything. So a scope whose body completes at once touches the stack itself at most
+//! once (to check the enclosing cancellation and flush an enclosing lazy entry), and not at all
+//! outside every runner. Invariants:
+//!  1. The logical stack is `STACK` followed by `TOP`, if set.
+//!  2. `TOP` is set only while its own scope's body is polled, and every push on `STACK`
+//!     flushes it first; so it is always the innermost entry, and a lazy scope finding `TOP`
+//!     unset after its poll knows its entry is the top of `STACK`.
+//!  3. `STACKED` is `!STACK.is_empty()` whenever no `STACK` borrow is held.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -82,14 +94,82 @@ impl Current {
     }
 }
 
+/// An unnamed lazy scope's recipe: `Copy`, so that it can wait in `TOP`.
+#[derive(Debug, Clone, Copy)]
+struct Unnamed {
+    deadline: Option<Instant>,
+    shield: bool,
+    location: Option<&'static std::panic::Location<'static>>,
+}
+
+impl Unnamed {
+    fn spec(self) -> NodeSpec {
+        NodeSpec {
+            kind: NodeKind::Scope,
+            deadline: self.deadline,
+            shield: self.shield,
+            name: None,
+            location: self.location,
+        }
+    }
+}
+
 thread_local! {
     static STACK: RefCell<Vec<Current>> = const { RefCell::new(Vec::new()) };
+    /// The innermost entry, if it is an unnamed lazy scope's not pushed yet (invariant 2).
+    static TOP: Cell<Option<Unnamed>> = const { Cell::new(None) };
+    /// `!STACK.is_empty()`: lets a runner outside every other skip the stack (invariant 3).
+    static STACKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the logical stack is empty: then there is no current node and nothing is cancelled.
+#[inline]
+fn nothing_entered() -> bool {
+    !STACKED.get() && TOP.get().is_none()
+}
+
+/// Pushes the entry waiting in `TOP`, if any, so that `stack` is the whole logical stack.
+#[inline]
+fn flush(stack: &mut Vec<Current>) {
+    // Read before taking: every runner flushes, and `TOP` is almost always empty then.
+    if TOP.get().is_none() {
+        return;
+    }
+    if let Some(top) = TOP.take() {
+        push(
+            stack,
+            Current::Lazy {
+                spec: top.spec(),
+                made: None,
+            },
+        );
+    }
+}
+
+#[inline]
+fn push(stack: &mut Vec<Current>, entry: Current) {
+    stack.push(entry);
+    STACKED.set(true);
+}
+
+#[inline]
+fn pop(stack: &mut Vec<Current>) -> Option<Current> {
+    let entry = stack.pop();
+    STACKED.set(!stack.is_empty());
+    entry
 }
 
 /// The node of the innermost scope, nursery or child being polled on this thread. Makes (and
 /// attaches) the nodes of entries that have none yet.
 pub(crate) fn current() -> Option<Arc<Node>> {
-    STACK.with(|stack| make_nodes(&mut stack.borrow_mut()).cloned())
+    if nothing_entered() {
+        return None;
+    }
+    STACK.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        flush(&mut stack);
+        make_nodes(&mut stack).cloned()
+    })
 }
 
 /// Makes (and attaches) the nodes of the entries without one, from the nearest entry below the
@@ -133,7 +213,11 @@ pub(crate) fn commit_current_unwinding() {
 
 /// `true` if the innermost structure being polled is effectively cancelled. Makes no node.
 pub(crate) fn current_is_cancelled() -> bool {
-    STACK.with(|stack| is_cancelled_in(&stack.borrow()))
+    // A lazy entry in `TOP` has no node: as in `is_cancelled_in`, only its shield matters.
+    if TOP.get().is_some_and(|top| top.shield) {
+        return false;
+    }
+    STACKED.get() && STACK.with(|stack| is_cancelled_in(&stack.borrow()))
 }
 
 /// Whether the top of `stack` is effectively cancelled, without making a node.
@@ -170,14 +254,18 @@ struct Entered {
 
 impl Entered {
     fn enter(entry: Current) -> Entered {
-        STACK.with(|stack| stack.borrow_mut().push(entry));
+        STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            flush(&mut stack);
+            push(&mut stack, entry);
+        });
         Entered { armed: true }
     }
 
     /// Pops this entry and returns it, as the poll left it.
     fn exit(mut self) -> Option<Current> {
         self.armed = false;
-        STACK.with(|stack| stack.borrow_mut().pop())
+        STACK.with(|stack| pop(&mut stack.borrow_mut()))
     }
 }
 
@@ -193,7 +281,7 @@ impl Drop for Entered {
 /// A poll unwound out of an entry: pops it.
 #[cold]
 fn pop_unwound() {
-    let mine = STACK.with(|stack| stack.borrow_mut().pop());
+    let mine = STACK.with(|stack| pop(&mut stack.borrow_mut()));
     // Unwinding out of a lazily polled body: a node it made is attached but has no owner.
     if let Some(Current::Lazy {
         made: Some(node), ..
@@ -223,22 +311,77 @@ pub(crate) fn enter_child<R>(slot: SlotRef, f: impl FnOnce() -> R) -> (R, Option
 }
 
 /// Runs `poll` under a scope that has no node yet, unless the enclosing structure is cancelled
-/// and `spec` is not shielded (then `None`, and nothing ran). `spec` is moved into the entry.
+/// and `spec` is not shielded (then `None`, and nothing ran). `spec` is a plain scope's.
 /// Returns the scope's node if it has one now: made inside the body by whatever needed it, or,
 /// if the body is pending, made when the entry is popped (the scope goes on with a node).
-/// Either way it is attached under the enclosing entry's node. The check and the push share
-/// one thread-local access: this is the hot path of every scope.
+/// Either way it is attached under the enclosing entry's node. This is the hot path of every
+/// scope: an unnamed one waits in `TOP`, and the stack is touched only to check the enclosing
+/// cancellation (not at all outside every runner) and to make a node.
 pub(crate) fn enter_lazy<T>(
+    spec: &mut NodeSpec,
+    poll: impl FnOnce() -> Poll<T>,
+) -> Option<(Poll<T>, Option<Arc<Node>>)> {
+    if spec.name.is_some() {
+        return enter_lazy_stacked(spec, poll);
+    }
+    let mine = Unnamed {
+        deadline: spec.deadline,
+        shield: spec.shield,
+        location: spec.location,
+    };
+    if !nothing_entered() {
+        let cancelled = STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            flush(&mut stack);
+            !mine.shield && is_cancelled_in(&stack)
+        });
+        if cancelled {
+            return None;
+        }
+    }
+    TOP.set(Some(mine));
+    let mut entered = EnteredTop { armed: true };
+    let polled = poll();
+    entered.armed = false;
+    let made = match TOP.take() {
+        // Nothing inside needed the stack: no node, unless the body is pending.
+        Some(_) if polled.is_ready() => None,
+        Some(mine) => STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            push(
+                &mut stack,
+                Current::Lazy {
+                    spec: mine.spec(),
+                    made: None,
+                },
+            );
+            make_nodes(&mut stack);
+            pop_lazy(&mut stack)
+        }),
+        None => STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            if polled.is_pending() {
+                make_nodes(&mut stack);
+            }
+            pop_lazy(&mut stack)
+        }),
+    };
+    Some((polled, made))
+}
+
+/// `enter_lazy` for a named scope: its entry goes on the stack at once.
+fn enter_lazy_stacked<T>(
     spec: &mut NodeSpec,
     poll: impl FnOnce() -> Poll<T>,
 ) -> Option<(Poll<T>, Option<Arc<Node>>)> {
     let mut entered = STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
+        flush(&mut stack);
         if !spec.shield && is_cancelled_in(&stack) {
             return None;
         }
         let spec = std::mem::replace(spec, NodeSpec::EMPTY);
-        stack.push(Current::Lazy { spec, made: None });
+        push(&mut stack, Current::Lazy { spec, made: None });
         Some(Entered { armed: true })
     })?;
     let polled = poll();
@@ -248,11 +391,30 @@ pub(crate) fn enter_lazy<T>(
         if polled.is_pending() {
             make_nodes(&mut stack);
         }
-        match stack.pop() {
-            Some(Current::Lazy { made, .. }) => made,
-            // Runners pop what they pushed, so the top entry is ours again.
-            _ => unreachable!("the lazy scope's context entry was replaced"),
-        }
+        pop_lazy(&mut stack)
     });
     Some((polled, made))
+}
+
+/// Pops a lazy scope's own entry (the top: runners pop what they pushed) and returns its node.
+fn pop_lazy(stack: &mut Vec<Current>) -> Option<Arc<Node>> {
+    match pop(stack) {
+        Some(Current::Lazy { made, .. }) => made,
+        _ => unreachable!("the lazy scope's context entry was replaced"),
+    }
+}
+
+/// The entry of an unnamed lazy scope for one poll: on unwind, it is cleared from `TOP`, or
+/// popped from the stack if something flushed it there.
+struct EnteredTop {
+    armed: bool,
+}
+
+impl Drop for EnteredTop {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed && TOP.take().is_none() {
+            pop_unwound();
+        }
+    }
 }

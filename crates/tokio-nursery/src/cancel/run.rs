@@ -98,12 +98,12 @@ pub struct Run<F: Future> {
     state: State,
     /// Held while running: this scope is live structure of its parent.
     parent_token: Option<LiveToken>,
-    /// Grace, token and parking state, boxed and made only when used, so that a plain scope
-    /// stays small to build, move and drop.
+    /// Grace, token, parking and span state, boxed and made only when used, so that a plain
+    /// scope stays small to build, move and drop.
     cold: Option<Box<Cold>>,
-    /// Created the first time the body suspends (scopes that complete at once cost nothing).
-    /// `None` until the first suspension; then the span, boxed, if a subscriber wants it.
-    span: Option<Option<Box<tracing::Span>>>,
+    /// The span was made: the first time the body suspends (scopes that complete at once cost
+    /// nothing). It is kept in `cold`, if a subscriber wants it.
+    spanned: bool,
 }
 
 impl<F: Future> Run<F> {
@@ -132,7 +132,7 @@ impl<F: Future> Run<F> {
             state: State::Unpolled,
             parent_token: None,
             cold,
-            span: None,
+            spanned: false,
         }
     }
 }
@@ -411,7 +411,7 @@ fn poll_running<F: Future>(
         return Step::Next;
     }
     if std::mem::take(this.just_polled) {
-        *this.span = Some(scope_span(node));
+        make_span(this.cold, this.spanned, node);
         return Step::Pending;
     }
     let body = this
@@ -419,13 +419,11 @@ fn poll_running<F: Future>(
         .as_mut()
         .as_pin_mut()
         .expect("running scope has a body");
-    let entered = enter_span(this.span);
+    let entered = enter_span(this.cold);
     let polled = context::enter(body_node, || body.poll(cx));
     drop(entered);
-    if polled.is_pending() && this.span.is_none() {
-        *this.span = Some(scope_span(node));
-    }
-    match polled {
+    let pending = polled.is_pending();
+    let step = match polled {
         Poll::Ready(value) => {
             *this.value = Some(value);
             this.body.set(None);
@@ -451,7 +449,11 @@ fn poll_running<F: Future>(
             }
         }
         Poll::Pending => Step::Pending,
+    };
+    if pending && !*this.spanned {
+        make_span(this.cold, this.spanned, node);
     }
+    step
 }
 
 /// `Unwinding` -> `Draining` (the body completed while cancelled: Rule 1), `Done` (no live
@@ -471,7 +473,7 @@ fn poll_unwinding<F: Future>(
         // Only orphans are left; their release wakes us.
         return Step::Pending;
     };
-    let _entered = enter_span(this.span);
+    let _entered = enter_span(this.cold);
     match context::enter(body_node, || body.poll(cx)) {
         // Rule 1: a body that completes while cancelled is returned.
         Poll::Ready(value) => {
@@ -492,7 +494,7 @@ fn transition_from_unwound<F: Future>(this: &mut This<'_, F>) -> Step<Option<F::
     this.body.set(None);
     this.timer.disarm();
     if absorbs(node) {
-        let _entered = enter_span(this.span);
+        let _entered = enter_span(this.cold);
         tracing::debug!(
             reason = %node.public_reason().map_or_else(String::new, |r| r.to_string()),
             "scope absorbed its cancellation"
@@ -524,9 +526,9 @@ fn poll_draining<F: Future>(
 }
 
 /// Enters the scope's span, if it has one.
-fn enter_span(span: &Option<Option<Box<tracing::Span>>>) -> Option<tracing::span::Entered<'_>> {
-    span.as_ref()
-        .and_then(Option::as_deref)
+fn enter_span(cold: &Option<Box<Cold>>) -> Option<tracing::span::Entered<'_>> {
+    cold.as_ref()
+        .and_then(|cold| cold.span.as_ref())
         .map(tracing::Span::enter)
 }
 
@@ -535,12 +537,14 @@ pub(crate) fn boxed_span(span: tracing::Span) -> Option<Box<tracing::Span>> {
     (!span.is_none()).then(|| Box::new(span))
 }
 
-/// The span of a scope, made the first time it suspends.
-fn scope_span(node: &Node) -> Option<Box<tracing::Span>> {
-    boxed_span(tracing::debug_span!(
-        "scope",
-        name = node.name().map_or("", |n| &**n)
-    ))
+/// Makes the span of a scope, the first time it suspends; kept only if a subscriber is
+/// interested.
+fn make_span(cold: &mut Option<Box<Cold>>, spanned: &mut bool, node: &Node) {
+    *spanned = true;
+    let span = tracing::debug_span!("scope", name = node.name().map_or("", |n| &**n));
+    if !span.is_none() {
+        cold.get_or_insert_with(Box::default).span = Some(span);
+    }
 }
 
 fn token_reason() -> CancelReason {

@@ -1,5 +1,5 @@
-//! The fields of a `Run` that only grace scopes, token scopes and parked scopes use, boxed apart
-//! so that a plain scope stays small to build, move and drop.
+//! The fields of a `Run` that only grace scopes, token scopes, parked scopes and scopes traced
+//! by a subscriber use, boxed apart so that a plain scope stays small to build, move and drop.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ pub(super) struct Cold {
     pub(super) token_wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// Kept while parked, to detect being polled after the absorbing scope ended.
     pub(super) parked_under: Option<Arc<Node>>,
+    /// The scope's span, once it suspended, if a subscriber wants it.
+    pub(super) span: Option<tracing::Span>,
 }
 
 impl Cold {
