@@ -346,7 +346,19 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
-    join_with(core, name, site, fut, |task| run_on_runtime(core, task))
+    let Some((handle, mut link)) = enlist(core, name.clone(), site) else {
+        return Err(fut);
+    };
+    if link.is_cancelled(core.roster()) {
+        refuse(core, link, name, fut, None);
+        return Ok(handle);
+    }
+    // The runner is built as the argument of tokio's spawn, so nothing moves it in between.
+    match core.runtime_ref() {
+        Some(runtime) => drop(runtime.spawn(ChildTask::new(core, link, name, fut, None))),
+        None => no_runtime(core, ChildTask::new(core, link, name, fut, None)),
+    }
+    Ok(handle)
 }
 
 /// Registers `fut` as a child of the nursery and hands its runner to `run`; `Err(fut)` if the
