@@ -1,8 +1,8 @@
-//! A child of a nursery as its spawner sees it: `ChildHandle`, and how a child joins (`prepare`,
-//! `spawn`). A spawned child is its own tokio task with a slot in the nursery's roster
-//! (`roster.rs`); it gets a node in the cancel tree only when it needs one. `start` children have
-//! a node from the beginning (it moves from the caller's scope). The task itself is in
-//! `runner.rs`.
+//! A child of a nursery as its spawner sees it: `ChildHandle`, and how a child joins
+//! (`join_with`, `spawn`). A spawned child is its own tokio task with a slot in the nursery's
+//! roster (`roster.rs`); it gets a node in the cancel tree only when it needs one. `start`
+//! children have a node from the beginning (it moves from the caller's scope). The task itself
+//! is in `runner.rs`.
 
 use std::any::Any;
 use std::future::Future;
@@ -14,8 +14,7 @@ use crate::cancel::tree::Node;
 use crate::child::join::{Join, ValueSlot};
 use crate::child::link::{HandleLink, SlotHandle};
 use crate::child::roster::SlotRef;
-use crate::child::runner::{ready_task, TaskLink};
-use crate::child::runner::{ChildTask, PreStart};
+use crate::child::runner::{refuse, ChildTask, PreStart, TaskLink};
 use crate::location::LocationId;
 use crate::nursery::core::Core;
 use crate::nursery::gate::Permit;
@@ -236,32 +235,27 @@ impl<T> ChildHandle<T> {
     }
 }
 
-/// Registers `fut` as a child of the nursery and wraps it in its runner. `Err(fut)` if the
-/// nursery is closed (the caller drops it unpolled). `Ok((handle, None))` if the nursery's
-/// children are already cancelled: the future was dropped without being polled (rule 3).
-#[allow(clippy::type_complexity)]
-pub(crate) fn prepare<E, T, F>(
+/// Joins the nursery and takes a roster slot: the child's handle and its runner's link. `None`
+/// if the nursery is closed. Not generic over the future, which stays where it is meanwhile.
+fn enlist<E, T>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
     site: LocationId,
-    fut: F,
-) -> Result<(ChildHandle<T>, Option<ChildTask<E, F>>), F>
+) -> Option<(ChildHandle<T>, TaskLink)>
 where
     E: std::fmt::Display + Send + 'static,
-    F: Future<Output = Result<T, E>>,
 {
     if !core.try_join() {
-        return Err(fut);
+        return None;
     }
     let key = core.roster().enroll(name.clone(), site);
-    let slot = SlotRef {
-        roster: Arc::clone(core.roster()),
-        key,
-    };
     let handle = ChildHandle {
         link: HandleLink::Slot(SlotHandle {
-            slot: slot.clone(),
-            name: name.clone(),
+            slot: SlotRef {
+                roster: Arc::clone(core.roster()),
+                key,
+            },
+            name,
         }),
         value: None,
         _value: PhantomData,
@@ -271,27 +265,12 @@ where
         node: None,
         registered: false,
     };
-    Ok((handle, ready_task(core, link, name, fut, None)))
-}
-
-/// `prepare` for a `start` child: it already joined the nursery, and its node is attached
-/// under the caller's scope.
-pub(crate) fn prepare_joined<E, T, F>(
-    core: &Arc<Core<E>>,
-    node: Arc<Node>,
-    fut: F,
-    pre_start: Option<Arc<dyn PreStart<E>>>,
-) -> Option<ChildTask<E, F>>
-where
-    E: std::fmt::Display + Send + 'static,
-    F: Future<Output = Result<T, E>>,
-{
-    let name = node.name().cloned();
-    ready_task(core, TaskLink::Node(node), name, fut, pre_start)
+    Some((handle, link))
 }
 
 /// Spawns `fut` as a child of the nursery on its own tokio task; in a limited nursery it first
 /// waits in line for a slot (`nursery/policy.rs`).
+#[inline]
 pub(crate) fn spawn<E, T, F>(
     core: &Arc<Core<E>>,
     name: Option<Arc<str>>,
@@ -325,7 +304,8 @@ where
     spawn_task(core, name, site, Limited::holding(permit, fut)).map_err(Limited::into_inner)
 }
 
-/// Spawns a `start` child (see `prepare_joined`), waiting in line first in a limited nursery.
+/// Spawns a `start` child, waiting in line first in a limited nursery. It already joined the
+/// nursery, and its node is attached under the caller's scope.
 pub(crate) fn spawn_joined<E, F>(
     core: &Arc<Core<E>>,
     node: Arc<Node>,
@@ -336,12 +316,23 @@ pub(crate) fn spawn_joined<E, F>(
     F: Future<Output = Result<(), E>> + Send + 'static,
 {
     match core.limit() {
-        Some(limit) => {
-            let fut = limit.queue(fut);
-            run_on_runtime(core, prepare_joined(core, node, fut, Some(pre_start)));
-        }
-        None => run_on_runtime(core, prepare_joined(core, node, fut, Some(pre_start))),
+        Some(limit) => run_joined(core, node, limit.queue(fut), pre_start),
+        None => run_joined(core, node, fut, pre_start),
     }
+}
+
+fn run_joined<E, F>(core: &Arc<Core<E>>, node: Arc<Node>, fut: F, pre_start: Arc<dyn PreStart<E>>)
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+{
+    let name = node.name().cloned();
+    let mut link = TaskLink::Node(node);
+    if link.is_cancelled(core.roster()) {
+        refuse(core, link, name, fut, Some(pre_start));
+        return;
+    }
+    run_on_runtime(core, ChildTask::new(core, link, name, fut, Some(pre_start)));
 }
 
 fn spawn_task<E, T, F>(
@@ -355,25 +346,69 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
-    let (handle, task) = prepare(core, name, site, fut)?;
-    run_on_runtime(core, task);
+    let Some((handle, mut link)) = enlist(core, name.clone(), site) else {
+        return Err(fut);
+    };
+    if link.is_cancelled(core.roster()) {
+        refuse(core, link, name, fut, None);
+        return Ok(handle);
+    }
+    // The runner is built as the argument of tokio's spawn, so nothing moves it in between.
+    match core.runtime_ref() {
+        Some(runtime) => drop(runtime.spawn(ChildTask::new(core, link, name, fut, None))),
+        None => no_runtime(core, ChildTask::new(core, link, name, fut, None)),
+    }
     Ok(handle)
 }
 
-fn run_on_runtime<E, T, F>(core: &Arc<Core<E>>, task: Option<ChildTask<E, F>>)
+/// Registers `fut` as a child of the nursery and hands its runner to `run`; `Err(fut)` if the
+/// nursery is closed. A child of a nursery whose children are already cancelled is dropped
+/// unpolled instead (rule 3). The check comes before the runner is built, and the runner is
+/// built in the call to `run`, so the future is copied once on its way (each by-value hop of a
+/// large future through a function that is not inlined is a `memcpy`).
+#[inline(always)]
+pub(crate) fn join_with<E, T, F>(
+    core: &Arc<Core<E>>,
+    name: Option<Arc<str>>,
+    site: LocationId,
+    fut: F,
+    run: impl FnOnce(ChildTask<E, F>),
+) -> Result<ChildHandle<T>, F>
+where
+    E: std::fmt::Display + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    let Some((handle, mut link)) = enlist(core, name.clone(), site) else {
+        return Err(fut);
+    };
+    if link.is_cancelled(core.roster()) {
+        refuse(core, link, name, fut, None);
+    } else {
+        run(ChildTask::new(core, link, name, fut, None));
+    }
+    Ok(handle)
+}
+
+#[inline(always)]
+fn run_on_runtime<E, T, F>(core: &Arc<Core<E>>, task: ChildTask<E, F>)
 where
     E: std::fmt::Display + Send + 'static,
     T: Send + 'static,
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
-    if let Some(task) = task {
-        match core.runtime_ref() {
-            Some(runtime) => drop(runtime.spawn(task)),
-            // Outside any runtime: the task cannot run; dropping it leaves the nursery.
-            None => {
-                tracing::error!(nursery = ?core.name(), "spawn outside a Tokio runtime: child dropped");
-                drop(task);
-            }
-        }
+    match core.runtime_ref() {
+        Some(runtime) => drop(runtime.spawn(task)),
+        // Outside any runtime: the task cannot run; dropping it leaves the nursery.
+        None => no_runtime(core, task),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_runtime<E, F>(core: &Core<E>, task: ChildTask<E, F>)
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    tracing::error!(nursery = ?core.name(), "spawn outside a Tokio runtime: child dropped");
+    drop(task);
 }

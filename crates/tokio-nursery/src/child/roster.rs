@@ -30,21 +30,22 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{PoisonError, Weak};
 use std::task::Waker;
 
-use slab::Slab;
-
+use self::slots::Slots;
 use crate::cancel::reason::CancelReason;
 use crate::cancel::tree::{GroupMembers, Node, NodeKind, RunningMember};
 use crate::location::LocationId;
 use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard};
 
+mod slots;
+
 pub(crate) struct Roster {
     group: Arc<Node>,
-    slots: Mutex<Slab<Slot>>,
+    slots: Mutex<Slots<Slot>>,
     singled: AtomicUsize,
 }
 
-/// One child. Kept to 32 bytes: a nursery of N children holds N of these in one vector, and the
-/// common child (unnamed, no node, no handle left) needs nothing more.
+/// One child. Kept to 32 bytes: a nursery of N children holds N of these (in `slots`' chunks),
+/// and the common child (unnamed, no node, no handle left) needs nothing more.
 struct Slot {
     waker: Option<Waker>,
     /// Name, node and final state, for the children that have any of them.
@@ -117,7 +118,7 @@ impl Roster {
     pub(crate) fn new(group: Arc<Node>) -> Arc<Roster> {
         let roster = Arc::new(Roster {
             group,
-            slots: Mutex::new(Slab::new()),
+            slots: Mutex::new(Slots::new()),
             singled: AtomicUsize::new(0),
         });
         let members: Weak<Roster> = Arc::downgrade(&roster);
@@ -125,21 +126,14 @@ impl Roster {
         roster
     }
 
-    fn slots(&self) -> MutexGuard<'_, Slab<Slot>> {
+    fn slots(&self) -> MutexGuard<'_, Slots<Slot>> {
         // No user code runs under this lock; wakers are woken after it is released.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A slot for a new child, with one handle (the one `spawn` returns).
     pub(crate) fn enroll(&self, name: Option<Arc<str>>, site: LocationId) -> usize {
-        let mut slots = self.slots();
-        if slots.len() == slots.capacity() {
-            // Grow by a quarter rather than double: the unused tail of a large roster is memory
-            // every child pays for, and a quarter still amortizes the copies.
-            let more = (slots.capacity() / 4).max(4);
-            slots.reserve_exact(more);
-        }
-        slots.insert(Slot {
+        self.slots().insert(Slot {
             waker: None,
             extra: name.map(|name| {
                 Box::new(Extra {

@@ -33,45 +33,46 @@ enum State {
     Done,
 }
 
-/// The runner for a child that joined the nursery, or `None` if the nursery's children are
-/// already cancelled: the future is then dropped unpolled (rule 3) and the child leaves at once.
-pub(crate) fn ready_task<E, T, F>(
+/// A child that joined a nursery whose children are already cancelled: its future is dropped
+/// unpolled (rule 3) and it leaves at once. `link.is_cancelled` said so.
+#[cold]
+#[inline(never)]
+pub(crate) fn refuse<E, F>(
     core: &Arc<Core<E>>,
     mut link: TaskLink,
     name: Option<Arc<str>>,
     fut: F,
     pre_start: Option<Arc<dyn PreStart<E>>>,
-) -> Option<ChildTask<E, F>>
-where
+) where
     E: std::fmt::Display + Send + 'static,
-    F: Future<Output = Result<T, E>>,
 {
-    if link.is_cancelled(core.roster()) {
-        link.commit_unwinding(core.group());
-        drop_reporting(core, name.as_ref(), fut);
-        core.mark_cancelled_inside();
-        link.leave(core.roster());
-        if let Some(pre_start) = pre_start {
-            pre_start.ended(true);
-        }
-        core.leave();
-        return None;
+    link.commit_unwinding(core.group());
+    drop_reporting(core, name.as_ref(), fut);
+    core.mark_cancelled_inside();
+    link.leave(core.roster());
+    if let Some(pre_start) = pre_start {
+        pre_start.ended(true);
     }
-    let span = boxed_span(tracing::debug_span!(
-        "child",
-        name = name.as_deref().unwrap_or(""),
-        nursery = core.name().as_deref().unwrap_or(""),
-    ));
-    Some(ChildTask {
-        fut: Some(fut),
-        link,
-        core: Arc::clone(core),
-        state: State::Running,
-        pre_start,
-        dropped_by_cancel: false,
-        span,
+    core.leave();
+}
+
+/// What a runner keeps beside the future, from where it was spawned. Not generic over the
+/// future, so it is built out of line and only the future itself is moved into the runner.
+struct Origin {
+    span: Option<Box<tracing::Span>>,
+    locals: Option<Link>,
+}
+
+#[inline(never)]
+fn origin(name: Option<&str>, nursery: Option<&str>) -> Origin {
+    Origin {
+        span: boxed_span(tracing::debug_span!(
+            "child",
+            name = name.unwrap_or(""),
+            nursery = nursery.unwrap_or(""),
+        )),
         locals: frame::current(),
-    })
+    }
 }
 
 /// How a running child is linked into the tree: its own node (`start` children, and others once
@@ -114,7 +115,7 @@ impl TaskLink {
     }
 
     /// Effectively cancelled; picks up a node made for this child by its handle.
-    fn is_cancelled(&mut self, roster: &Roster) -> bool {
+    pub(crate) fn is_cancelled(&mut self, roster: &Roster) -> bool {
         match self {
             TaskLink::Node(node)
             | TaskLink::Slot {
@@ -238,6 +239,35 @@ where
     /// The `Local` bindings in effect where the child was spawned, installed while it is polled
     /// (DESIGN §7); out of the struct during a poll.
     locals: Option<Link>,
+}
+
+impl<E, F> ChildTask<E, F>
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    /// The runner of a child that joined and is not cancelled (`ready_task` checked). Inlined
+    /// into the spawn, so the future is written once, straight into the runner handed to tokio
+    /// (each by-value hop of a large future is a copy).
+    #[inline(always)]
+    pub(crate) fn new(
+        core: &Arc<Core<E>>,
+        link: TaskLink,
+        name: Option<Arc<str>>,
+        fut: F,
+        pre_start: Option<Arc<dyn PreStart<E>>>,
+    ) -> Self {
+        let Origin { span, locals } = origin(name.as_deref(), core.name().as_deref());
+        ChildTask {
+            fut: Some(fut),
+            link,
+            core: Arc::clone(core),
+            state: State::Running,
+            pre_start,
+            dropped_by_cancel: false,
+            span,
+            locals,
+        }
+    }
 }
 
 /// Where a `start` child's outcome goes before it signals (see `start.rs`).

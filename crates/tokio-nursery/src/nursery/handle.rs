@@ -183,6 +183,7 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
         self.spawn_inner(None, LocationId::of(Location::caller()), blocking(f))
     }
 
+    #[inline]
     pub(super) fn spawn_inner<F>(
         &self,
         name: Option<Arc<str>>,
@@ -275,12 +276,11 @@ impl<'env, E: fmt::Display + Send + 'static> Nursery<'env, E> {
     where
         F: Future<Output = Result<(), E>> + Send + 'env,
     {
-        match child::prepare(&self.core, name.clone(), site, fut) {
-            Ok((handle, Some(task))) => {
-                self.borrowed.push(Box::pin(task));
-                handle
-            }
-            Ok((handle, None)) => handle,
+        let pushed = child::join_with(&self.core, name.clone(), site, fut, |task| {
+            self.borrowed.push(Box::pin(task));
+        });
+        match pushed {
+            Ok(handle) => handle,
             Err(fut) => self.rejected(name, fut),
         }
     }
