@@ -65,6 +65,45 @@ pub(crate) struct Target {
     pub(crate) limit: f64,
 }
 
+/// `subject / peer` in every case of a timed workload, at most `limit`.
+const fn pair(
+    workload: &'static str,
+    subject: &'static str,
+    peer: &'static str,
+    limit: f64,
+) -> Target {
+    Target {
+        workload,
+        rule: Rule::Pair {
+            case: "",
+            subject,
+            peer,
+        },
+        cmp: Cmp::Le,
+        limit,
+    }
+}
+
+/// `subject / peer` in the instruction counts of the workload named by `case`.
+const fn counted(
+    case: &'static str,
+    subject: &'static str,
+    peer: &'static str,
+    cmp: Cmp,
+    limit: f64,
+) -> Target {
+    Target {
+        workload: "instructions",
+        rule: Rule::Pair {
+            case,
+            subject,
+            peer,
+        },
+        cmp,
+        limit,
+    }
+}
+
 /// The targets. Edit here.
 pub(crate) const TARGETS: &[Target] = &[
     Target {
@@ -196,26 +235,8 @@ pub(crate) const TARGETS: &[Target] = &[
         limit: 1.1,
     },
     // Timed: a supervisor and a limited nursery against a plain one, per child.
-    Target {
-        workload: "policy",
-        rule: Rule::Pair {
-            case: "",
-            subject: "supervisor",
-            peer: "plain",
-        },
-        cmp: Cmp::Le,
-        limit: 1.1,
-    },
-    Target {
-        workload: "policy",
-        rule: Rule::Pair {
-            case: "",
-            subject: "limit_unreached",
-            peer: "plain",
-        },
-        cmp: Cmp::Le,
-        limit: 1.1,
-    },
+    pair("policy", "supervisor", "plain", 1.1),
+    pair("policy", "limit_unreached", "plain", 1.1),
     Target {
         workload: "local_get",
         rule: Rule::Ratio { peer: "task_local" },
@@ -223,96 +244,15 @@ pub(crate) const TARGETS: &[Target] = &[
         limit: 1.2,
     },
     // Instructions (callgrind), identical on every run: the gate wherever a count applies.
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "spawn_join,",
-            subject: "nursery",
-            peer: "joinset",
-        },
-        cmp: Cmp::Le,
-        limit: 1.0,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "spawn_join_typical,",
-            subject: "nursery",
-            peer: "joinset",
-        },
-        cmp: Cmp::Le,
-        limit: 1.0,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "scope_ready,",
-            subject: "nursery",
-            peer: "timeout",
-        },
-        cmp: Cmp::Le,
-        limit: 1.5,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "scope_ready,",
-            subject: "nursery_plain",
-            peer: "timeout",
-        },
-        cmp: Cmp::Le,
-        limit: 1.5,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "borrowing,",
-            subject: "nursery",
-            peer: "futures_unordered",
-        },
-        cmp: Cmp::Le,
-        limit: 1.5,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "borrowing,",
-            subject: "nursery",
-            peer: "moro",
-        },
-        cmp: Cmp::Lt,
-        limit: 1.0,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "policy,",
-            subject: "supervisor",
-            peer: "plain",
-        },
-        cmp: Cmp::Le,
-        limit: 1.1,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "policy,",
-            subject: "limit_unreached",
-            peer: "plain",
-        },
-        cmp: Cmp::Le,
-        limit: 1.1,
-    },
-    Target {
-        workload: "instructions",
-        rule: Rule::Pair {
-            case: "locals,",
-            subject: "get",
-            peer: "task_local_get",
-        },
-        cmp: Cmp::Le,
-        limit: 1.2,
-    },
+    counted("spawn_join,", "nursery", "joinset", Cmp::Le, 1.0),
+    counted("spawn_join_typical,", "nursery", "joinset", Cmp::Le, 1.0),
+    counted("scope_ready,", "nursery", "timeout", Cmp::Le, 1.5),
+    counted("scope_ready,", "nursery_plain", "timeout", Cmp::Le, 1.5),
+    counted("borrowing,", "nursery", "futures_unordered", Cmp::Le, 1.5),
+    counted("borrowing,", "nursery", "moro", Cmp::Lt, 1.0),
+    counted("policy,", "supervisor", "plain", Cmp::Le, 1.1),
+    counted("policy,", "limit_unreached", "plain", Cmp::Le, 1.1),
+    counted("locals,", "get", "task_local_get", Cmp::Le, 1.2),
 ];
 
 /// Met, missed, or no data.
