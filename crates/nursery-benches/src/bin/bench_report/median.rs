@@ -66,21 +66,19 @@ fn merge_table(first: &Table, runs: &[Results]) -> Table {
         }
     }
     // Keep the display order the first run's table was sorted into.
-    table.cases.sort_by_key(|c| {
-        first
-            .cases
-            .iter()
-            .position(|f| f == c)
-            .unwrap_or(usize::MAX)
-    });
-    table.implementations.sort_by_key(|i| {
-        first
-            .implementations
-            .iter()
-            .position(|f| f == i)
-            .unwrap_or(usize::MAX)
-    });
+    order_like(&mut table.cases, &first.cases);
+    order_like(&mut table.implementations, &first.implementations);
     table
+}
+
+/// Sorts `items` into the order they have in `reference`; items it lacks go last.
+fn order_like<T: PartialEq>(items: &mut [T], reference: &[T]) {
+    items.sort_by_key(|item| {
+        reference
+            .iter()
+            .position(|r| r == item)
+            .unwrap_or(usize::MAX)
+    });
 }
 
 fn median_cell(cells: &[&Cell]) -> Option<Cell> {
